@@ -1,0 +1,3 @@
+from histae.app import main
+
+main()

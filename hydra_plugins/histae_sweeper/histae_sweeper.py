@@ -1,0 +1,114 @@
+"""Hydra's basic sweeper, plus two things a sweep of histae needs.
+
+- Each job's folder is named from the values that vary across the sweep (``bins-100_sigma-50``),
+  so folders are readable and stable across reruns of the same sweep (which resume relies on).
+- The sweep report is written when the sweep ends, also when jobs failed: Hydra 1.3 skips
+  ``on_multirun_end`` callbacks once a job has raised, so the report cannot hang on a callback.
+"""
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional  # noqa: UP035  (OmegaConf needs typing forms)
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.types import Override
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HistaeSweeperConf:
+    _target_: str = "hydra_plugins.histae_sweeper.histae_sweeper.HistaeSweeper"
+    max_batch_size: Optional[int] = None  # noqa: UP045
+    params: Optional[Dict[str, str]] = None  # noqa: UP006, UP045
+    report: bool = True
+
+
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="histae", node=HistaeSweeperConf, provider="histae"
+)
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9.,+\-]+")
+
+
+def _split(override: str) -> tuple[str, str]:
+    key, _, value = override.partition("=")
+    return key.lstrip("+~"), value
+
+
+def job_names(jobs: Sequence[Sequence[str]]) -> list[str]:
+    """A folder name for each job from the overrides whose values differ between jobs.
+
+    ``[["loss.bins=50", "loss.sigma=100", "trainer.seed=0"], ["loss.bins=100", ...]]`` gives
+    ``["bins-50_sigma-100", "bins-100_sigma-100"]``: keys shortened to their last part unless two
+    swept keys share it. With nothing varying (one job) every override is named.
+    """
+    parsed = [dict(_split(o) for o in job) for job in jobs]
+    keys: list[str] = []
+    for job in parsed:
+        keys.extend(k for k in job if k not in keys)
+    varying = [k for k in keys if len({job.get(k) for job in parsed}) > 1] or keys
+    short = [k.rsplit(".", 1)[-1].rsplit("/", 1)[-1] for k in varying]
+    labels = [s if short.count(s) == 1 else k for k, s in zip(varying, short, strict=True)]
+    names = []
+    for job in parsed:
+        parts = [
+            f"{label}-{_UNSAFE.sub('-', job[k]).strip('-')}"
+            for k, label in zip(varying, labels, strict=True)
+            if k in job
+        ]
+        names.append("_".join(parts) or "default")
+    return names
+
+
+class HistaeSweeper(BasicSweeper):
+    """BasicSweeper that names job folders from swept values and writes the sweep report."""
+
+    def __init__(
+        self,
+        max_batch_size: int | None = None,
+        params: dict[str, str] | None = None,
+        report: bool = True,
+    ) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.report = report
+
+    def _subdir_is_set_by_user(self) -> bool:
+        assert self.config is not None
+        return any(
+            o.lstrip("+").startswith("hydra.sweep.subdir=")
+            for o in self.config.hydra.overrides.hydra
+        )
+
+    def split_arguments(  # type: ignore[override]
+        self, overrides: list[Override], max_batch_size: int | None
+    ) -> list[list[list[str]]]:
+        batches = BasicSweeper.split_arguments(overrides, max_batch_size)
+        if self._subdir_is_set_by_user():
+            return batches
+        names = iter(job_names([job for batch in batches for job in batch]))
+        return [[[*job, f"hydra.sweep.subdir={next(names)}"] for job in batch] for batch in batches]
+
+    def sweep(self, arguments: list[str]) -> Any:
+        assert self.config is not None
+        try:
+            return super().sweep(arguments)
+        finally:
+            if self.report:
+                self._write_report(Path(self.config.hydra.sweep.dir))
+
+    @staticmethod
+    def _write_report(sweep_dir: Path) -> None:
+        try:
+            from histae.report import write_report
+        except ImportError:
+            return
+        try:
+            path = write_report(sweep_dir)
+            log.info(f"Sweep report: {path}")
+        except Exception as err:  # a broken report must not hide the sweep's own outcome
+            log.error(f"Could not write the sweep report for {sweep_dir}: {err}")
