@@ -2,26 +2,165 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 import histae.config  # noqa: F401  (registers the schemas and resolvers before composition)
+from histae.artifacts import read_status, write_status
 from histae.train import train
+
+log = logging.getLogger("histae")
 
 # conf/ sits beside the package in a checkout; an installed wheel carries it as histae/conf.
 _HERE = Path(__file__).resolve().parent
 CONFIG_DIR = str(_HERE.parent / "conf" if (_HERE.parent / "conf").is_dir() else _HERE / "conf")
 
 
+def first_line(err: BaseException) -> str:
+    """``"TypeName: first line of the message"`` (the type alone if the message is empty)."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def launcher_threads(hydra_cfg: DictConfig) -> int:
+    """CPU threads per job when a parallel launcher runs several jobs on this machine (0: default).
+
+    Under joblib each of ``n_jobs`` workers gets ``cores // n_jobs`` threads, so parallel jobs
+    share the cores instead of each spawning one thread per core and thrashing.
+    """
+    launcher = hydra_cfg.launcher
+    if "joblib" not in str(launcher.get("_target_", "")).lower():
+        return 0
+    cores = os.cpu_count() or 1
+    n_jobs = int(launcher.get("n_jobs", -1))
+    if n_jobs < 1:
+        n_jobs = cores
+    return max(1, cores // n_jobs)
+
+
+class JobFailed(SystemExit):
+    """A single run failed: its one-line message is printed, the process exits with status 1."""
+
+    def __init__(self, job_dir: Path, fresh: bool) -> None:
+        super().__init__(1)
+        self.job_dir = job_dir
+        self.fresh = fresh  # failed before training started: the folder holds only Hydra's record
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def main(cfg: DictConfig) -> float | None:
+def _main(cfg: DictConfig) -> float | None:
     """Train one job in Hydra's job folder; return the final validation loss (for sweepers)."""
-    summary = train(cfg, HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    job_dir = Path(hydra_cfg.runtime.output_dir)
+    if cfg.trainer.threads == 0:
+        cfg.trainer.threads = launcher_threads(hydra_cfg)
+    start = time.perf_counter()
+    try:
+        summary = train(cfg, job_dir)
+    except Exception as err:
+        status = read_status(job_dir) or {}
+        wall = float(status.get("wall_time", 0.0)) + time.perf_counter() - start
+        write_status(job_dir, "failed", status.get("inputs", 0), wall, error=first_line(err))
+        log.error(f"[{job_dir.name}] failed: {first_line(err)}")
+        if hydra_cfg.mode == RunMode.RUN and os.environ.get("HYDRA_FULL_ERROR") != "1":
+            # Hydra would print a trimmed traceback; one line says it better.
+            sys.stderr.write(f"histae: error: {condense(err)}\n")
+            raise JobFailed(job_dir, fresh=not status) from err
+        raise
     final = summary.get("final", {}).get("val") or {}
     return final.get("loss")
+
+
+def remove_unstarted_run(job_dir: Path) -> None:
+    """Delete a run folder that holds only Hydra's record and the failed status of a bad start."""
+    if not job_dir.is_dir():
+        return
+    names = {p.name for p in job_dir.iterdir()}
+    if names <= {".hydra", "status.json"} | {p for p in names if p.endswith(".log")}:
+        shutil.rmtree(job_dir, ignore_errors=True)
+
+
+def condense(err: BaseException) -> str:
+    """One line for an error: Hydra's and OmegaConf's multi-line messages joined up.
+
+    ``"Could not find 'loss/nope'\\nAvailable options in 'loss':\\n\\thistogram\\n\\tl1"`` becomes
+    ``"Could not find 'loss/nope'; Available options in 'loss': histogram, l1"``.
+    """
+    parts: list[str] = []
+    listing = False
+    for e in (err, err.__cause__):
+        if e is None:
+            continue
+        for raw in str(e).splitlines():
+            line = raw.strip()
+            if line.startswith("Config search path"):
+                break
+            if not line or line.startswith(("object_type", "reference_type")):
+                continue
+            if listing and not line.endswith(":"):
+                sep = " " if parts[-1].endswith(":") else ", "
+                parts[-1] += sep + line
+                continue
+            listing = line.endswith(":")
+            if line not in parts:
+                parts.append(line)
+    text = "; ".join(parts) or type(err).__name__
+    if isinstance(err, ValueError | OSError | KeyError) or type(err).__module__.startswith(
+        ("hydra", "omegaconf")
+    ):
+        return text
+    return f"{type(err).__name__}: {text} (set HYDRA_FULL_ERROR=1 for the traceback)"
+
+
+def _run_and_report(func: Callable[[], Any]) -> Any:
+    """Hydra's error reporter, one line: ``histae: error: <what is wrong>`` and exit status 1."""
+    try:
+        return func()
+    except Exception as err:
+        sys.stderr.write(f"histae: error: {condense(err)}\n")
+        sys.exit(1)
+
+
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Swap Hydra 1.3's reporter (a trimmed traceback or several lines) for ours.
+
+    ``HYDRA_FULL_ERROR=1`` keeps Hydra's own, with the full traceback.
+    """
+    import hydra._internal.utils as hydra_utils
+
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        yield
+        return
+    original = hydra_utils.run_and_report
+    hydra_utils.run_and_report = _run_and_report
+    try:
+        yield
+    finally:
+        hydra_utils.run_and_report = original
+
+
+def main() -> None:
+    """Console entry point: ``histae`` / ``python -m histae`` with Hydra's command line."""
+    try:
+        with _one_line_errors():
+            _main()
+    except JobFailed as failed:
+        if failed.fresh:
+            remove_unstarted_run(failed.job_dir)
+        raise
 
 
 if __name__ == "__main__":

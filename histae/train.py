@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
@@ -40,6 +41,20 @@ log = logging.getLogger("histae")
 
 # Config keys that change where or how fast a job runs, not what it computes.
 RUNTIME_KEYS = ("trainer.resume", "trainer.device", "trainer.threads")
+
+
+def build(node: DictConfig) -> Any:
+    """``instantiate(node)``, but a ValueError or OSError from the target surfaces as itself.
+
+    Hydra wraps every error of a target in an InstantiationException whose message repeats the
+    target's path; the user's problem is the wrapped one-line message, so that is what we raise.
+    """
+    try:
+        return instantiate(node)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ValueError | OSError):
+            raise err.__cause__ from None
+        raise
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -228,8 +243,8 @@ def train(cfg: DictConfig, job_dir: str | Path) -> dict[str, Any]:
         torch.set_num_threads(t.threads)
     device = resolve_device(t.device)
     seed_everything(t.seed)
-    tiles: TileSet = instantiate(cfg.data)
-    model: nn.Module = instantiate(cfg.model)
+    tiles: TileSet = build(cfg.data)
+    model: nn.Module = build(cfg.model)
     if tuple(tiles.shape) != tuple(model.shape):
         raise ValueError(
             f"data tiles have shape {list(tiles.shape)} but model.shape is {list(model.shape)}; "
@@ -243,9 +258,9 @@ def train(cfg: DictConfig, job_dir: str | Path) -> dict[str, Any]:
     if len(tiles.val) == 0:
         raise ValueError("the data has no validation tiles; add tiles or lower data.val_every")
     model.to(device)
-    criterion = instantiate(cfg.loss).to(device)
-    optimizer = instantiate(cfg.optimizer)(model.parameters())
-    scheduler = instantiate(cfg.scheduler)(optimizer)
+    criterion = build(cfg.loss).to(device)
+    optimizer = build(cfg.optimizer)(model.parameters())
+    scheduler = build(cfg.scheduler)(optimizer)
     train_tiles = torch.from_numpy(tiles.train)
     val_tiles = torch.from_numpy(tiles.val)
     steps_per_epoch = len(train_tiles) // t.batch_size  # the last incomplete batch is dropped

@@ -15,7 +15,10 @@ from typing import Any, Dict, Optional  # noqa: UP035  (OmegaConf needs typing f
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,15 @@ ConfigStore.instance().store(
 )
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9.,+\-]+")
+
+
+class SweepFailed(Exception):
+    """Some jobs of the sweep failed; the message names each with its error's first line."""
+
+
+def _first_line(err: Any) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
 
 
 def _split(override: str) -> tuple[str, str]:
@@ -94,12 +106,45 @@ class HistaeSweeper(BasicSweeper):
         return [[[*job, f"hydra.sweep.subdir={next(names)}"] for job in batch] for batch in batches]
 
     def sweep(self, arguments: list[str]) -> Any:
-        assert self.config is not None
+        """BasicSweeper.sweep, but every job runs and the failures are reported together.
+
+        The basic sweeper raises on the first failed job of a batch (after printing a line for
+        it); this one finishes all batches, writes the report, then raises one error that names
+        every failed job.
+        """
+        assert self.config is not None and self.launcher is not None
+        assert self.hydra_context is not None
+        sweep_dir = Path(self.config.hydra.sweep.dir)
         try:
-            return super().sweep(arguments)
+            params = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
+            parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+            self.overrides = self.split_arguments(
+                parser.parse_overrides(params), self.max_batch_size
+            )
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+            returns: list[Sequence[JobReturn]] = []
+            failed: list[str] = []
+            initial_job_idx = 0
+            while not self.is_done():
+                batch = self.get_job_batch()
+                self.validate_batch_is_legal(batch)
+                results = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
+                for result in results:
+                    if result.status == JobStatus.FAILED:
+                        name = Path(result.hydra_cfg.hydra.runtime.output_dir).name
+                        failed.append(f"{name}: {_first_line(result._return_value)}")
+                initial_job_idx += len(batch)
+                returns.append(results)
         finally:
             if self.report:
-                self._write_report(Path(self.config.hydra.sweep.dir))
+                self._write_report(sweep_dir)
+        if failed:
+            raise SweepFailed(
+                f"{len(failed)} of {initial_job_idx} jobs failed ({'; '.join(failed)}); "
+                f"see {sweep_dir}"
+            )
+        return returns
 
     @staticmethod
     def _write_report(sweep_dir: Path) -> None:
