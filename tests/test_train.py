@@ -1,0 +1,131 @@
+"""A tiny real job end to end: artifacts, their contents, determinism."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from histae.artifacts import METRIC_COLUMNS, read_metrics, read_status
+from histae.train import epoch_order, train
+
+
+@pytest.fixture(scope="module")
+def tiny_job(tmp_path_factory):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from tests.conftest import CONF, TINY
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[*TINY, "loss.bins=20"])
+    GlobalHydra.instance().clear()
+    job_dir = tmp_path_factory.mktemp("job")
+    summary = train(cfg, job_dir)
+    return cfg, job_dir, summary
+
+
+def test_metrics_csv_has_train_and_val_rows_with_finite_values(tiny_job) -> None:
+    cfg, job_dir, _ = tiny_job
+    rows = read_metrics(job_dir / "metrics.csv")
+    header = (job_dir / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert header == METRIC_COLUMNS
+    t = cfg.trainer
+    train_rows = [r for r in rows if r["split"] == "train"]
+    val_rows = [r for r in rows if r["split"] == "val"]
+    assert [r["inputs"] for r in val_rows] == [96, 192]
+    assert len(train_rows) == math.ceil(t.max_inputs / t.log_every_inputs)
+    for row in rows:
+        for key in ("loss", "loss_reconstruction", "pixel_l1", "pixel_mse", "psnr", "hist_w1"):
+            assert math.isfinite(row[key]), (key, row)
+        # The total is the reconstruction plus the weighted code regulariser.
+        expected = row["loss_reconstruction"] + t.code_reg_weight * (
+            row["loss_batch_std"] + row["loss_batch_mean"]
+        )
+        assert row["loss"] == pytest.approx(expected, rel=1e-4)
+        assert 0 <= row["pixel_l1"] <= 1
+        # PSNR is averaged per image; by Jensen that is at least the PSNR of the mean MSE.
+        assert row["psnr"] >= 10 * math.log10(1 / row["pixel_mse"]) - 1e-3
+    assert all(r["lr"] > 0 for r in train_rows)
+
+
+def test_pictures_are_real_images_of_the_right_size(tiny_job) -> None:
+    _, job_dir, _ = tiny_job
+    with Image.open(job_dir / "reconstructions.png") as grid:
+        # 16 validation images: 2 pairs of rows (originals over reconstructions), 8 per row, 4x.
+        assert grid.size == (8 * 32 * 4, 4 * 32 * 4)
+        pixels = np.asarray(grid.convert("RGB"))
+    # The first row of the grid is the first 8 validation originals, upscaled with nearest.
+    top_left = pixels[: 32 * 4 : 4, : 32 * 4 : 4]  # (32, 32, 3): the first tile
+    assert top_left.std() > 0
+    with Image.open(job_dir / "loss.png") as plot:
+        assert plot.size[0] > 400 and plot.size[1] > 200
+        assert np.asarray(plot.convert("L")).std() > 10
+    per_val = sorted((job_dir / "reconstructions").glob("inputs-*.png"))
+    assert [p.name for p in per_val] == ["inputs-000000096.png", "inputs-000000192.png"]
+
+
+def test_grid_shows_the_validation_tiles(tiny_job) -> None:
+    from hydra.utils import instantiate
+
+    cfg, job_dir, _ = tiny_job
+    tiles = instantiate(cfg.data)
+    with Image.open(job_dir / "reconstructions.png") as grid:
+        pixels = np.asarray(grid.convert("RGB"))
+    first = pixels[: 32 * 4 : 4, : 32 * 4 : 4].transpose(2, 0, 1)
+    np.testing.assert_array_equal(first, tiles.val[0])
+
+
+def test_summary_status_and_checkpoint(tiny_job) -> None:
+    cfg, job_dir, summary = tiny_job
+    on_disk = json.loads((job_dir / "summary.json").read_text())
+    assert on_disk["status"] == "done" == summary["status"]
+    assert on_disk["parameters"] == 5_053_491
+    assert on_disk["inputs"] == cfg.trainer.max_inputs
+    assert on_disk["images_per_second"] > 0 and on_disk["wall_time"] > 0
+    assert on_disk["config"]["loss"]["bins"] == 20
+    assert on_disk["final"]["val"]["inputs"] == cfg.trainer.max_inputs
+    status = read_status(job_dir)
+    assert status["status"] == "done" and status["inputs"] == cfg.trainer.max_inputs
+    checkpoint = torch.load(job_dir / "checkpoint.pt", weights_only=False)
+    assert {"model", "optimizer", "scheduler", "state", "rng", "config"} <= set(checkpoint)
+    assert checkpoint["state"]["inputs"] == cfg.trainer.max_inputs
+    samples = np.load(job_dir / "samples.npz")
+    assert samples["originals"].shape == (16, 3, 32, 32)
+    assert samples["hist_originals"].shape == (3, 256)
+    # The colour histograms count every pixel of every validation tile.
+    assert samples["hist_originals"].sum() == samples["hist_reconstructions"].sum()
+
+
+def test_same_seed_gives_the_same_losses(compose_cfg, tmp_path) -> None:
+    cfg = compose_cfg("loss=l1", "trainer.max_inputs=64", "trainer.save_checkpoint=false")
+    a = train(cfg, tmp_path / "a")
+    b = train(cfg, tmp_path / "b")
+    assert a["final"]["train"] == b["final"]["train"]
+    assert a["final"]["val"] == b["final"]["val"]
+    other = train(compose_cfg("loss=l1", "trainer.max_inputs=64", "trainer.seed=1"), tmp_path / "c")
+    assert other["final"]["val"]["loss"] != a["final"]["val"]["loss"]
+
+
+def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch() -> None:
+    a = epoch_order(100, seed=3, epoch=2)
+    assert sorted(a.tolist()) == list(range(100))
+    assert torch.equal(a, epoch_order(100, seed=3, epoch=2))
+    assert not torch.equal(a, epoch_order(100, seed=3, epoch=3))
+
+
+def test_a_finished_job_is_skipped_on_rerun(tiny_job, monkeypatch) -> None:
+    cfg, job_dir, summary = tiny_job
+    import histae.train as train_module
+
+    def no_building(node):  # a skipped job must not even build its data or model
+        raise AssertionError("a finished job was built again")
+
+    monkeypatch.setattr(train_module, "build", no_building)
+    again = train(cfg, job_dir)
+    assert again["final"] == json.loads(json.dumps(summary["final"]))
