@@ -15,10 +15,10 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 import histae.config  # noqa: F401  (registers the schemas and resolvers before composition)
-from histae.artifacts import read_status, write_status
+from histae.artifacts import read_status, write_status, write_text
 from histae.train import train
 
 log = logging.getLogger("histae")
@@ -67,20 +67,43 @@ def _main(cfg: DictConfig) -> float | None:
     if cfg.trainer.threads == 0:
         cfg.trainer.threads = launcher_threads(hydra_cfg)
     start = time.perf_counter()
+    before = read_status(job_dir)
+
+    def record_config() -> None:
+        save_hydra_record(cfg, hydra_cfg, job_dir)
+
     try:
-        summary = train(cfg, job_dir)
+        summary = train(cfg, job_dir, on_start=record_config)
     except Exception as err:
-        status = read_status(job_dir) or {}
-        wall = float(status.get("wall_time", 0.0)) + time.perf_counter() - start
-        write_status(job_dir, "failed", status.get("inputs", 0), wall, error=first_line(err))
+        status = read_status(job_dir)
+        if before is None or status != before:  # this run started the job: record its failure
+            if before is None:
+                record_config()
+            status = status or {}
+            wall = float(status.get("wall_time", 0.0)) + time.perf_counter() - start
+            write_status(job_dir, "failed", status.get("inputs", 0), wall, error=first_line(err))
         log.error(f"[{job_dir.name}] failed: {first_line(err)}")
         if hydra_cfg.mode == RunMode.RUN and os.environ.get("HYDRA_FULL_ERROR") != "1":
             # Hydra would print a trimmed traceback; one line says it better.
             sys.stderr.write(f"histae: error: {condense(err)}\n")
-            raise JobFailed(job_dir, fresh=not status) from err
+            raise JobFailed(
+                job_dir, fresh=before is None and not (job_dir / "metrics.csv").exists()
+            ) from err
         raise
     final = summary.get("final", {}).get("val") or {}
     return final.get("loss")
+
+
+def save_hydra_record(cfg: DictConfig, hydra_cfg: DictConfig, job_dir: Path) -> None:
+    """Hydra's ``.hydra/`` record (config, hydra config, overrides), written once a job starts.
+
+    ``hydra.output_subdir`` is null in conf/config.yaml, so Hydra does not write it before the job
+    has checked its input: rerunning a finished folder with a bad value must leave it untouched.
+    """
+    record = job_dir / ".hydra"
+    write_text(record / "config.yaml", OmegaConf.to_yaml(cfg))
+    write_text(record / "hydra.yaml", OmegaConf.to_yaml({"hydra": hydra_cfg}))
+    write_text(record / "overrides.yaml", OmegaConf.to_yaml(list(hydra_cfg.overrides.task)))
 
 
 def remove_unstarted_run(job_dir: Path) -> None:

@@ -210,20 +210,34 @@ def finished_summary(job_dir: Path, config: dict[str, Any]) -> dict[str, Any] | 
     return None
 
 
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        flat: dict[str, Any] = {}
+        for key, value in tree.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: tree}
+
+
 def check_resumable(checkpoint: dict[str, Any], config: dict[str, Any], path: Path) -> None:
-    """A checkpoint only resumes the model it was made for; name the first key that differs."""
-    old, new = checkpoint.get("config", {}).get("model", {}), config["model"]
-    for key in sorted(set(old) | set(new)):
+    """A checkpoint resumes only the job it was made for; name the first key that differs."""
+    old, new = _flatten(checkpoint.get("config", {})), _flatten(config)
+    # Model keys first: a different network is the likeliest and least recoverable mismatch.
+    for key in sorted(set(old) | set(new), key=lambda k: (not k.startswith("model."), k)):
         if old.get(key) != new.get(key):
             raise ValueError(
-                f"{path} was trained with model.{key}={old.get(key)}, the config says "
-                f"model.{key}={new.get(key)}; use trainer.resume=false to start over or another "
-                "output folder"
+                f"{path} was made with {key}={old.get(key)}, the config says {key}={new.get(key)}; "
+                "use trainer.resume=false to start over, or another output folder"
             )
 
 
-def train(cfg: DictConfig, job_dir: str | Path) -> dict[str, Any]:
+def train(
+    cfg: DictConfig, job_dir: str | Path, on_start: Callable[[], None] | None = None
+) -> dict[str, Any]:
     """Train one job as ``cfg`` says, writing its artifacts to ``job_dir``.
+
+    Nothing is written before every check has passed; then ``on_start()`` is called (the app
+    records Hydra's config there), so bad input leaves an existing job folder as it was.
 
     Returns the summary (also written to summary.json): final train and validation metrics,
     parameter count, wall time, images per second and the status.
@@ -288,6 +302,8 @@ def train(cfg: DictConfig, job_dir: str | Path) -> dict[str, Any]:
         state = checkpoint["state"]
         set_rng_state(checkpoint["rng"])
         log.info(f"[{name}] resuming from {checkpoint_path} at {state['inputs']} inputs")
+    if on_start is not None:
+        on_start()
     write_text(job_dir / "metrics.csv", format_metric_rows(state["rows"]))
 
     parameters = count_parameters(model)
