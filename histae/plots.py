@@ -23,7 +23,8 @@ from histae.artifacts import atomic_write
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
     """Float images in [0, 1] (values outside are clamped) -> uint8, same shape."""
-    return (np.clip(images, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    # NaN (a diverged model) shows as black rather than as whatever the cast makes of it.
+    return (np.clip(np.nan_to_num(images), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def tile_grid(tiles: np.ndarray, cols: int = 8, scale: int = 1, gap: int = 0) -> np.ndarray:

@@ -7,11 +7,12 @@ log, validate + checkpoint, stop), then the final artifacts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +232,27 @@ def check_resumable(checkpoint: dict[str, Any], config: dict[str, Any], path: Pa
             )
 
 
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Use ``count`` CPU threads inside the block (0: leave torch's setting), then restore it."""
+    previous = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def train(
+    cfg: DictConfig, job_dir: str | Path, on_start: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """Train one job: :func:`run_job` with ``trainer.threads`` CPU threads."""
+    with torch_threads(cfg.trainer.threads):
+        return run_job(cfg, job_dir, on_start)
+
+
+def run_job(
     cfg: DictConfig, job_dir: str | Path, on_start: Callable[[], None] | None = None
 ) -> dict[str, Any]:
     """Train one job as ``cfg`` says, writing its artifacts to ``job_dir``.
@@ -253,8 +274,6 @@ def train(
         log.info(f"[{name}] already done ({summary['inputs']} inputs); skipping")
         return summary
 
-    if t.threads:
-        torch.set_num_threads(t.threads)
     device = resolve_device(t.device)
     seed_everything(t.seed)
     tiles: TileSet = build(cfg.data)

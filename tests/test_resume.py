@@ -1,0 +1,143 @@
+"""Faults: a job killed with SIGKILL resumes bitwise; finished jobs are skipped; failures isolated."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from histae.artifacts import read_metrics, read_status
+from tests.conftest import ROOT, TINY
+
+# Two checkpoints (at 320 and 640 inputs): the kill lands between them.
+JOB = [
+    *TINY,
+    "trainer.max_inputs=640",
+    "trainer.val_every_inputs=320",
+    "trainer.log_every_inputs=64",
+]
+
+
+def histae(*args: str, **kwargs) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "histae", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def wait_for(predicate, proc: subprocess.Popen, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"job ended before the kill point: {proc.stderr.read()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("the job never reached the kill point")
+        time.sleep(0.01)
+
+
+def train_rows_past(run_dir: Path, inputs: int) -> bool:
+    try:
+        rows = read_metrics(run_dir / "metrics.csv")
+    except (OSError, ValueError):
+        return False
+    return any(r["split"] == "train" and r["inputs"] > inputs for r in rows)
+
+
+@pytest.mark.slow
+def test_sigkill_between_checkpoints_then_rerun_is_bitwise_identical(tmp_path) -> None:
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert histae(*JOB, f"hydra.run.dir={straight}").wait() == 0
+
+    proc = histae(*JOB, f"hydra.run.dir={killed}")
+    # Past the first checkpoint (320 inputs) and into the next interval, then SIGKILL.
+    wait_for(lambda: train_rows_past(killed, 320), proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    status = read_status(killed)
+    assert status["status"] == "running"
+    checkpoint = torch.load(killed / "checkpoint.pt", weights_only=False)
+    assert checkpoint["state"]["inputs"] == 320  # the kill came before the second checkpoint
+    assert max(r["inputs"] for r in read_metrics(killed / "metrics.csv")) > 320
+
+    assert histae(*JOB, f"hydra.run.dir={killed}").wait() == 0
+    assert read_status(killed)["status"] == "done"
+    a = torch.load(straight / "checkpoint.pt", weights_only=False)
+    b = torch.load(killed / "checkpoint.pt", weights_only=False)
+    assert a["model"].keys() == b["model"].keys()
+    for name in a["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), name
+    assert (straight / "metrics.csv").read_text() == (killed / "metrics.csv").read_text()
+    summary_a = json.loads((straight / "summary.json").read_text())
+    summary_b = json.loads((killed / "summary.json").read_text())
+    assert summary_a["final"] == summary_b["final"]
+
+
+@pytest.mark.slow
+def test_rerun_of_a_finished_sweep_skips_every_job(run_cli, tmp_path) -> None:
+    sweep = tmp_path / "sweep"
+    args = ["-m", *TINY, "trainer.max_inputs=256", "trainer.seed=0,1", f"hydra.sweep.dir={sweep}"]
+    start = time.perf_counter()
+    assert run_cli(*args) == 0
+    first = time.perf_counter() - start
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["seed-0", "seed-1"]
+    checkpoints = {j: (sweep / j / "checkpoint.pt").stat().st_mtime_ns for j in jobs}
+    start = time.perf_counter()
+    assert run_cli(*args) == 0
+    second = time.perf_counter() - start
+    # No training step ran: the checkpoints were not rewritten, and the rerun took a fraction.
+    assert {j: (sweep / j / "checkpoint.pt").stat().st_mtime_ns for j in jobs} == checkpoints
+    assert second < 0.5 * first, (first, second)
+
+
+def test_diverged_job_stops_keeps_its_checkpoint_and_the_sweep_goes_on(run_cli, tmp_path) -> None:
+    sweep = tmp_path / "sweep"
+    # A learning rate of 1e12 blows the weights up within a few steps.
+    code = run_cli(
+        "-m",
+        *TINY,
+        "loss=mse",
+        "optimizer=sgd",
+        "optimizer.lr=0.01,1e12",
+        "trainer.max_inputs=256",
+        "trainer.val_every_inputs=16",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert code == 0  # diverging is a result, not a crash
+    ok, bad = read_status(sweep / "lr-0.01"), read_status(sweep / "lr-1000000000000.0")
+    assert ok["status"] == "done"
+    assert bad["status"] == "diverged"
+    assert "loss became" in bad["error"] and "last finite loss" in bad["error"]
+    assert bad["inputs"] < 256
+    checkpoint = torch.load(sweep / "lr-1000000000000.0" / "checkpoint.pt", weights_only=False)
+    assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
+
+
+def test_failed_job_is_recorded_and_the_others_run(run_cli, capsys, tmp_path) -> None:
+    sweep = tmp_path / "sweep"
+    code = run_cli(
+        "-m", *TINY, "trainer.max_inputs=32", "trainer.batch_size=0,16", f"hydra.sweep.dir={sweep}"
+    )
+    assert code != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1 of 2 jobs failed" in err[0] and "batch_size-0" in err[0]
+    failed, done = read_status(sweep / "batch_size-0"), read_status(sweep / "batch_size-16")
+    assert failed["status"] == "failed"
+    assert failed["error"] == "ValueError: trainer.batch_size must be >= 1, got 0"
+    assert done["status"] == "done"
+    log = (sweep / "batch_size-0" / "histae.log").read_text()
+    assert "trainer.batch_size must be >= 1, got 0" in log
