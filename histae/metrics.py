@@ -30,8 +30,8 @@ def histogram_w1(output: Tensor, target: Tensor) -> Tensor:
     return (out - tgt).abs().mean(dim=(1, 2))
 
 
-def image_metrics(output: Tensor, target: Tensor) -> dict[str, Tensor]:
-    """Per-image pixel L1, MSE, PSNR (of the clamped output) and histogram W1.
+def image_metrics(output: Tensor, target: Tensor, histogram: bool = True) -> dict[str, Tensor]:
+    """Per-image pixel L1, MSE, PSNR (of the clamped output) and (if ``histogram``) histogram W1.
 
     Args:
         output: (B, C, H, W) reconstructions (unbounded; clamped to [0, 1] here).
@@ -42,9 +42,11 @@ def image_metrics(output: Tensor, target: Tensor) -> dict[str, Tensor]:
     """
     clamped = output.clamp(0.0, 1.0)
     mse = (clamped - target).pow(2).mean(dim=(1, 2, 3))
-    return {
+    metrics = {
         "pixel_l1": (clamped - target).abs().mean(dim=(1, 2, 3)),
         "pixel_mse": mse,
         "psnr": psnr(mse),
-        "hist_w1": histogram_w1(output, target),
     }
+    if histogram:
+        metrics["hist_w1"] = histogram_w1(output, target)
+    return metrics

@@ -383,8 +383,8 @@ def run_job(
         progress.update(len(x))
 
         # --- log: train scalars averaged over about log_every_inputs images
-        with torch.no_grad():
-            metrics = {k: v.mean().item() for k, v in image_metrics(output, x).items()}
+        with torch.no_grad():  # hist_w1 sorts every pixel: validation-only, to keep steps cheap
+            metrics = {k: v.mean().item() for k, v in image_metrics(output, x, False).items()}
         window = state["window"]
         for key, value in (*((k, v.item()) for k, v in parts.items()), *metrics.items()):
             window[key] = window.get(key, 0.0) + value * len(x)
