@@ -131,3 +131,20 @@ def test_a_finished_job_is_skipped_on_rerun(tiny_job, monkeypatch) -> None:
     monkeypatch.setattr(train_module, "build", no_building)
     again = train(cfg, job_dir)
     assert again["final"] == json.loads(json.dumps(summary["final"]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_a_job_runs_on_cuda(compose_cfg, tmp_path) -> None:
+    summary = train(compose_cfg("trainer.device=cuda", "trainer.max_inputs=64"), tmp_path)
+    assert summary["device"].startswith("cuda")
+    assert math.isfinite(summary["final"]["val"]["loss"])
+
+
+def test_device_auto_picks_what_is_there() -> None:
+    from histae.train import resolve_device
+
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device is available"):
+            resolve_device("cuda")
