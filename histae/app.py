@@ -90,6 +90,13 @@ def _main(cfg: DictConfig) -> float | None:
                 job_dir, fresh=before is None and not (job_dir / "metrics.csv").exists()
             ) from err
         raise
+    if hydra_cfg.mode == RunMode.RUN:
+        # A sweep's jobs get these from the sweep report; a single run makes its own.
+        from histae.report import plot_histograms, refresh_outputs_index
+
+        if (job_dir / "samples.npz").is_file():
+            plot_histograms(job_dir / "samples.npz", job_dir / "histograms.png", title=job_dir.name)
+        refresh_outputs_index(job_dir)
     final = summary.get("final", {}).get("val") or {}
     return final.get("loss")
 

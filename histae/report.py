@@ -81,6 +81,9 @@ _HEADINGS = {
     "wall_time": "wall time (s)",
 }
 
+# How the page summarises job states: "4 done, 1 failed, 2 running".
+_STATUS_ORDER = ("done", "diverged", "failed", "running", "pending")
+
 # Folder names the default config gives single runs and sweeps under outputs/.
 RUNS, SWEEPS = "runs", "sweeps"
 _STAMP = "%Y-%m-%d_%H-%M-%S"  # hydra.run.dir / hydra.sweep.dir's ${now:...} in conf/config.yaml
@@ -123,9 +126,14 @@ def is_job_dir(path: Path) -> bool:
     return (path / "status.json").is_file() or (path / ".hydra" / "overrides.yaml").is_file()
 
 
-def find_job_dirs(sweep_dir: Path, max_depth: int = 3) -> list[Path]:
-    """Job folders under ``sweep_dir``, searched ``max_depth`` levels deep (hydra.sweep.subdir
-    may contain slashes); the search stops at a job folder."""
+def find_job_dirs(sweep_dir: Path) -> list[Path]:
+    """The job folders of a sweep, sorted by path.
+
+    In a folder Hydra made (it holds multirun.yaml) they are searched 3 levels deep, as
+    hydra.sweep.subdir may contain slashes; elsewhere only the folders directly inside count,
+    so a folder that merely contains runs somewhere below is not mistaken for a sweep.
+    """
+    max_depth = 3 if (sweep_dir / "multirun.yaml").is_file() else 1
     found: list[Path] = []
 
     def walk(folder: Path, depth: int) -> None:
@@ -150,13 +158,19 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, str]:
     return parsed
 
 
-def read_overrides(job_dir: Path) -> dict[str, str]:
-    """The job's command-line overrides from .hydra/overrides.yaml ({} if missing or broken)."""
+def read_override_list(job_dir: Path) -> list[str]:
+    """The job's command-line overrides as written, from .hydra/overrides.yaml ([] if missing
+    or broken)."""
     try:
         data = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text())
     except (OSError, yaml.YAMLError):
-        return {}
-    return parse_overrides(data) if isinstance(data, list) else {}
+        return []
+    return [str(o) for o in data] if isinstance(data, list) else []
+
+
+def read_overrides(job_dir: Path) -> dict[str, str]:
+    """The job's command-line overrides as key -> value ({} if missing or broken)."""
+    return parse_overrides(read_override_list(job_dir))
 
 
 def first_line(text: Any) -> str | None:
@@ -214,8 +228,9 @@ def value_key(value: str) -> tuple[int, float, str]:
 
 
 def natural_key(name: str) -> tuple[tuple[int, float, str], ...]:
-    """Sort key of a folder name with the numbers in it compared as numbers (job-2 < job-10)."""
-    return tuple(value_key(part) for part in re.split(r"(-?\d+(?:\.\d+)?)", name) if part)
+    """Sort key of a folder name with the numbers in it compared as numbers (job-2 < job-10);
+    a dash is a separator here, not a sign, as in the sweeper's names (bins-100_sigma-50)."""
+    return tuple(value_key(part) for part in re.split(r"(\d+(?:\.\d+)?)", name) if part)
 
 
 def label_jobs(jobs: Sequence[Job]) -> list[Job]:
@@ -276,7 +291,7 @@ def expected_jobs(overrides: Sequence[str]) -> int | None:
         counts = [len(list(o.sweep_string_iterator())) for o in parsed if o.is_sweep_override()]
     except Exception:  # glob sweeps need the config; the count is only informative
         return None
-    return math.prod(counts)
+    return math.prod(counts) if counts else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -381,62 +396,113 @@ def load_samples(samples: str | os.PathLike | Mapping[str, np.ndarray]) -> dict[
 _CHANNELS = (("red", "#d62728"), ("green", "#2ca02c"), ("blue", "#1f77b4"))
 
 
+def rebin(counts: np.ndarray, edges: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum (C, B) counts over groups of adjacent bins to ``bins`` bins when B is a multiple of
+    it (else return them unchanged): -> (C, bins) counts, (bins + 1,) edges."""
+    total = counts.shape[-1]
+    if bins >= total or total % bins:
+        return counts, edges
+    group = total // bins
+    return counts.reshape(*counts.shape[:-1], bins, group).sum(axis=-1), edges[::group]
+
+
 def plot_histograms(
     samples: str | os.PathLike | Mapping[str, np.ndarray],
     path: str | os.PathLike,
     title: str = "",
+    display_bins: int = 64,
 ) -> dict[str, np.ndarray]:
-    """histograms.png: per-channel colour histograms of originals vs reconstructions.
+    """histograms.png: per-channel colour distributions of originals vs reconstructions.
+
+    Top row: histograms, summed to ``display_bins`` bins so pixel art's palette spikes stay
+    readable; the y axis ignores the first and last bin, where clamping piles reconstructions
+    up, and says how much sits there instead. Bottom row: the cumulative distributions, whose
+    area between is the W1 distance in each title (computed on the full bins).
 
     Args:
         samples: a samples.npz, or a mapping with ``hist_edges`` (bins + 1,) and
             ``hist_originals``, ``hist_reconstructions`` (C, bins) counts.
 
     Returns:
-        What was drawn: ``edges`` (bins + 1,), ``originals`` and ``reconstructions`` (C, bins)
-        as fractions of each channel's pixels, and ``w1`` (C,) from :func:`histogram_w1`.
+        What was drawn: ``edges`` (display_bins + 1,), ``originals`` and ``reconstructions``
+        (C, display_bins) as fractions of each channel's pixels, ``w1`` (C,).
     """
     data = load_samples(samples)
     edges = np.asarray(data["hist_edges"], dtype=np.float64)
     counts = {
         k: np.asarray(data[f"hist_{k}"], dtype=np.float64) for k in ("originals", "reconstructions")
     }
-    if (
-        counts["originals"].shape != counts["reconstructions"].shape
-        or counts["originals"].shape[-1] != len(edges) - 1
-    ):
+    shape = counts["originals"].shape
+    if len(shape) != 2 or counts["reconstructions"].shape != shape or shape[1] != len(edges) - 1:
         raise ValueError(
-            f"histogram shapes do not fit: edges {edges.shape}, originals "
-            f"{counts['originals'].shape}, reconstructions {counts['reconstructions'].shape}"
+            f"histograms must be (C, bins) with bins + 1 edges, got edges {edges.shape}, "
+            f"originals {shape}, reconstructions {counts['reconstructions'].shape}"
         )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fractions = {k: v / v.sum(axis=-1, keepdims=True) for k, v in counts.items()}
     w1 = histogram_w1(edges, counts["originals"], counts["reconstructions"])
-    n = len(w1)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), sharey=True, layout="constrained")
-    for c, ax in enumerate(np.atleast_1d(axes)):
+    shown_edges = edges
+    fractions, cdfs = {}, {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for key, value in counts.items():
+            total = value.sum(axis=-1, keepdims=True)
+            cdfs[key] = np.cumsum(value, axis=-1) / total
+            coarse, shown_edges = rebin(value, edges, display_bins)
+            fractions[key] = coarse / total
+    n = shape[0]
+    fig, axes = plt.subplots(
+        2,
+        n,
+        figsize=(4.3 * n, 5.6),
+        sharex=True,
+        sharey="row",
+        squeeze=False,
+        # Fixed margins: a constrained layout would cost a second per figure, once per job.
+        gridspec_kw={
+            "height_ratios": [3, 2],
+            "left": 0.8 / (4.3 * n),
+            "right": 1 - 0.15 / (4.3 * n),
+            "bottom": 0.09,
+            "top": 0.86,
+            "wspace": 0.1,
+            "hspace": 0.08,
+        },
+    )
+    interior = np.concatenate([f[:, 1:-1].ravel() for f in fractions.values()])
+    top = np.nanmax(interior) * 1.1 if interior.size and np.nanmax(interior) > 0 else None
+    for c in range(n):
         name, color = _CHANNELS[c] if n == 3 else (f"channel {c}", "#555555")
-        ax.stairs(
-            fractions["originals"][c], edges, fill=True, color=color, alpha=0.35, label="originals"
-        )
-        ax.stairs(
-            fractions["reconstructions"][c],
-            edges,
-            color="black",
-            linewidth=1.0,
-            label="reconstructions",
-        )
-        ax.set_title(f"{name}: W1 {w1[c]:.4f}")
-        ax.set_xlabel("pixel value")
-        ax.set_xlim(edges[0], edges[-1])
+        ax, ax_cdf = axes[0, c], axes[1, c]
+        original, recon = fractions["originals"][c], fractions["reconstructions"][c]
+        ax.stairs(original, shown_edges, fill=True, color=color, alpha=0.4, label="originals")
+        ax.stairs(recon, shown_edges, color="black", linewidth=1.0, label="reconstructions")
+        heading = f"{name}: W1 {w1[c]:.4f}"
+        if top is not None:
+            ax.set_ylim(0, top)
+            ends = ((0, edges[0]), (-1, edges[-1]))
+            clipped = [f"{recon[i]:.0%} at {value:g}" for i, value in ends if recon[i] > top]
+            if clipped:
+                heading += "\nreconstructions off the scale: " + ", ".join(clipped)
+        ax.set_title(heading, fontsize="medium")
         ax.grid(True, alpha=0.3)
-    first = np.atleast_1d(axes)[0]
-    first.set_ylabel("fraction of pixels")
-    first.legend(fontsize="small")
+        steps = edges[1:]
+        ax_cdf.plot(steps, cdfs["originals"][c], color=color, label="originals")
+        ax_cdf.plot(
+            steps, cdfs["reconstructions"][c], color="black", linewidth=1.0, label="reconstructions"
+        )
+        ax_cdf.fill_between(
+            steps, cdfs["originals"][c], cdfs["reconstructions"][c], color=color, alpha=0.15
+        )
+        ax_cdf.set_xlabel("pixel value")
+        ax_cdf.set_xlim(edges[0], edges[-1])
+        ax_cdf.set_xticks(np.linspace(edges[0], edges[-1], 5))
+        ax_cdf.set_ylim(0, 1.02)
+        ax_cdf.grid(True, alpha=0.3)
+    axes[0, 0].set_ylabel("fraction of pixels")
+    axes[1, 0].set_ylabel("cumulative fraction")
+    axes[1, -1].legend(fontsize="small", loc="lower right")
     if title:
         fig.suptitle(title)
     save_figure(fig, path)
-    return {"edges": edges, **fractions, "w1": w1}
+    return {"edges": shown_edges, **fractions, "w1": w1}
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -514,7 +580,8 @@ def job_grid(
     png = job.path / RECONSTRUCTIONS
     if png.is_file():
         try:
-            image = np.asarray(Image.open(png).convert("RGB"))
+            with Image.open(png) as opened:
+                image = np.asarray(opened.convert("RGB"))
         except OSError:
             return None
         return image[:: max(1, 4 // scale), :: max(1, 4 // scale)]  # the PNG is 4x nearest
@@ -599,8 +666,9 @@ def results_markdown(jobs: Sequence[Job], title: str, command: str = "") -> str:
         heads, cells = _table_cells(job, short)
         if i == 0:
             lines.append("| " + " | ".join(heads) + " |")
+            n_text = len(heads) - len(_HEADINGS)  # swept values (or job) and status: text
             lines.append(
-                "|" + "|".join("---" if h in ("status", "job") else "---:" for h in heads) + "|"
+                "|" + "|".join("---" if k < n_text else "---:" for k in range(len(heads))) + "|"
             )
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join([*lines, ""])
@@ -616,7 +684,7 @@ h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #d
 .meta { color: #555; } code { background: #f4f4f4; padding: 0 0.2em; }
 table { border-collapse: collapse; font-size: 0.92em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; vertical-align: top; }
-th { background: #f0f0f0; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f0f0f0; } td:first-child { white-space: nowrap; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tbody tr:nth-child(even) { background: #fafafa; }
 .swatch { display: inline-block; width: 0.9em; height: 0.9em; border-radius: 2px;
           vertical-align: middle; margin-right: 0.3em; }
@@ -648,8 +716,10 @@ def _href(path: Path, start: Path) -> str:
 
 
 def _img(src: str, alt: str, cls: str = "") -> str:
+    """An image that links to itself: the page shows it scaled down, a click at full size."""
     extra = f' class="{cls}"' if cls else ""
-    return f'<img src="{html.escape(src)}" alt="{html.escape(alt)}"{extra}>'
+    src = html.escape(src)
+    return f'<a href="{src}"><img src="{src}" alt="{html.escape(alt)}"{extra}></a>'
 
 
 def _page(title: str, body: str) -> str:
@@ -666,7 +736,7 @@ def results_html(jobs: Sequence[Job]) -> str:
         return '<table id="results"><tbody></tbody></table><p>No jobs yet.</p>'
     short = short_keys(list(jobs[0].swept))
     heads, _ = _table_cells(jobs[0], short)
-    n_text = max(1, len(jobs[0].swept)) + 1  # swept values (or job) and status are text
+    n_text = len(heads) - len(_HEADINGS)  # swept values (or job) and status are text
     out = ['<table id="results">', "<thead><tr>"]
     out += [f"<th>{html.escape(h)}</th>" for h in heads]
     out.append("</tr></thead>\n<tbody>")
@@ -749,7 +819,7 @@ def report_html(
     up_link: str | None,
 ) -> str:
     """index.html of a sweep."""
-    counts = {s: sum(j.status == s for j in jobs) for s in (*STATUSES, "pending")}
+    counts = {s: sum(j.status == s for j in jobs) for s in _STATUS_ORDER}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     started = (
         f"{len(jobs)} of {expected} jobs"
@@ -869,14 +939,20 @@ def write_report(sweep_dir: str | os.PathLike) -> Path:
     write_text(sweep_dir / RESULTS_CSV, results_csv(jobs))
     write_text(sweep_dir / RESULTS_MD, results_markdown(jobs, f"Sweep {sweep_dir.name}", command))
 
-    outputs_root = sweep_dir.resolve().parent.parent
-    in_outputs = sweep_dir.resolve().parent.name == SWEEPS
-    up_link = "../../index.html" if in_outputs else None
+    up_link = "../../index.html" if sweep_dir.resolve().parent.name == SWEEPS else None
     page = report_html(jobs, sweep_dir, command, expected_jobs(overrides), up_link)
     index = write_text(sweep_dir / INDEX, page)
-    if in_outputs:
-        write_outputs_index(outputs_root)
+    refresh_outputs_index(sweep_dir)
     return index
+
+
+def refresh_outputs_index(folder: str | os.PathLike) -> Path | None:
+    """Rewrite ``outputs/index.html`` if ``folder`` is a sweep or run in the default layout
+    (``outputs/sweeps/<name>`` or ``outputs/runs/<name>``); return it, or None elsewhere."""
+    folder = Path(folder).resolve()
+    if folder.parent.name in (SWEEPS, RUNS):
+        return write_outputs_index(folder.parent.parent)
+    return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -952,14 +1028,13 @@ def list_outputs(outputs_root: Path) -> list[Entry]:
     for folder in sorted(runs.iterdir()) if runs.is_dir() else []:
         if not folder.is_dir() or not is_job_dir(folder):
             continue
-        overrides = read_overrides(folder)
         entries.append(
             Entry(
                 "run",
                 folder,
                 _started(folder, folder / ".hydra" / "config.yaml"),
                 {_job_state(folder): 1},
-                [f"{k}={v}" for k, v in overrides.items()],
+                read_override_list(folder),
                 _final_val_loss(folder),
             )
         )
@@ -1000,12 +1075,13 @@ def write_outputs_index(outputs_root: str | os.PathLike) -> Path:
             else f'<span class="{s}">{s}</span>'
             for s, n in sorted(e.statuses.items())
         )
+        shown = " ".join(e.overrides)
         rows.append(
             "<tr>"
             f"<td>{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(e.started))}</td>"
             f"<td>{e.kind}</td><td>{' · '.join(links)}</td><td>{states}</td>"
             f'<td class="num">{_number(e.val_loss)}</td>'
-            f"<td><code>{html.escape(' '.join(e.overrides))}</code></td></tr>"
+            f"<td>{f'<code>{html.escape(shown)}</code>' if shown else ''}</td></tr>"
         )
     table = (
         '<table id="results"><thead><tr><th>started</th><th>kind</th><th>folder</th>'
@@ -1015,8 +1091,8 @@ def write_outputs_index(outputs_root: str | os.PathLike) -> Path:
     )
     body = (
         f'<h1>histae outputs</h1>\n<p class="meta">folder <code>{html.escape(str(root))}'
-        f"</code> · {sum(e.kind == 'sweep' for e in entries)} sweeps, "
-        f"{sum(e.kind == 'run' for e in entries)} single runs · written "
+        f"</code> · sweeps: {sum(e.kind == 'sweep' for e in entries)}, "
+        f"single runs: {sum(e.kind == 'run' for e in entries)} · written "
         f"{time.strftime('%Y-%m-%d %H:%M:%S')}</p>\n{table if entries else '<p>Nothing yet.</p>'}"
     )
     return write_text(root / INDEX, _page("histae outputs", body))
