@@ -18,7 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import histae.config  # noqa: F401  (registers the schemas and resolvers before composition)
-from histae.artifacts import read_status, write_status, write_text
+from histae.artifacts import error_line, read_status, write_status, write_text
 from histae.train import train
 
 log = logging.getLogger("histae")
@@ -26,12 +26,6 @@ log = logging.getLogger("histae")
 # conf/ sits beside the package in a checkout; an installed wheel carries it as histae/conf.
 _HERE = Path(__file__).resolve().parent
 CONFIG_DIR = str(_HERE.parent / "conf" if (_HERE.parent / "conf").is_dir() else _HERE / "conf")
-
-
-def first_line(err: BaseException) -> str:
-    """``"TypeName: first line of the message"`` (the type alone if the message is empty)."""
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
 def launcher_threads(hydra_cfg: DictConfig) -> int:
@@ -81,8 +75,8 @@ def _main(cfg: DictConfig) -> float | None:
                 record_config()
             status = status or {}
             wall = float(status.get("wall_time", 0.0)) + time.perf_counter() - start
-            write_status(job_dir, "failed", status.get("inputs", 0), wall, error=first_line(err))
-        log.error(f"[{job_dir.name}] failed: {first_line(err)}")
+            write_status(job_dir, "failed", status.get("inputs", 0), wall, error=error_line(err))
+        log.error(f"[{job_dir.name}] failed: {error_line(err)}")
         if hydra_cfg.mode == RunMode.RUN and os.environ.get("HYDRA_FULL_ERROR") != "1":
             # Hydra would print a trimmed traceback; one line says it better.
             sys.stderr.write(f"histae: error: {condense(err)}\n")

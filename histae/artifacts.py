@@ -85,6 +85,12 @@ def read_json(path: str | os.PathLike) -> dict[str, Any] | None:
         return None
 
 
+def error_line(err: BaseException) -> str:
+    """``"TypeName: first line of the message"``: how status.json and the logs name an error."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
 def write_status(
     job_dir: str | os.PathLike,
     status: str,

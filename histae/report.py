@@ -364,7 +364,7 @@ def plot_comparison(
     return drawn
 
 
-def histogram_w1(edges: np.ndarray, counts_a: np.ndarray, counts_b: np.ndarray) -> np.ndarray:
+def binned_w1(edges: np.ndarray, counts_a: np.ndarray, counts_b: np.ndarray) -> np.ndarray:
     """Exact 1-D Wasserstein distance between two binned distributions, per channel.
 
     The integral of |CDF_a - CDF_b| over the value axis, with each bin's mass at its lower edge
@@ -438,7 +438,7 @@ def plot_histograms(
             f"histograms must be (C, bins) with bins + 1 edges, got edges {edges.shape}, "
             f"originals {shape}, reconstructions {counts['reconstructions'].shape}"
         )
-    w1 = histogram_w1(edges, counts["originals"], counts["reconstructions"])
+    w1 = binned_w1(edges, counts["originals"], counts["reconstructions"])
     shown_edges = edges
     fractions, cdfs = {}, {}
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -33,20 +33,34 @@ def compose_cfg() -> Iterator[Callable[..., DictConfig]]:
     GlobalHydra.instance().clear()
 
 
-@pytest.fixture
-def run_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., int]:
-    """Run ``python -m histae ARGS`` in this process; returns the exit status."""
+def run_histae(*args: str) -> int:
+    """Run ``python -m histae ARGS`` in this process (Hydra's real command line); the exit status."""
     from histae.app import main
 
-    def _run(*args: str) -> int:
-        GlobalHydra.instance().clear()
-        monkeypatch.setattr(sys, "argv", ["histae", *args])
+    GlobalHydra.instance().clear()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", ["histae", *args])
         try:
             main()
         except SystemExit as exit_:
             return int(exit_.code or 0)
         finally:
             GlobalHydra.instance().clear()
-        return 0
+    return 0
 
-    return _run
+
+@pytest.fixture
+def run_cli() -> Callable[..., int]:
+    """:func:`run_histae` as a fixture."""
+    return run_histae
+
+
+@pytest.fixture(scope="session")
+def real_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real 2x2 ``-m`` sweep in-process (loss l1/mse x lr), shared by the tests that read it."""
+    sweep_dir = tmp_path_factory.mktemp("real") / "sweep"
+    code = run_histae(
+        "-m", f"hydra.sweep.dir={sweep_dir}", *TINY, "loss=l1,mse", "optimizer.lr=0.001,0.0003"
+    )
+    assert code == 0
+    return sweep_dir

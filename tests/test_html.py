@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from histae.report import write_outputs_index, write_report
-from tests.test_report import make_job, make_sweep, run_sweep
+from tests.test_report import make_job, make_sweep
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -84,10 +84,8 @@ def test_outputs_index_loads(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_real_sweep_page_loads_every_image(tmp_path: Path) -> None:
-    sweep_dir = tmp_path / "sweep"
-    assert run_sweep(sweep_dir, "loss=l1,mse", "optimizer.lr=0.001,0.0003") == 0
-    counts = page_counts(sweep_dir / "index.html", tmp_path / "profile")
+def test_real_sweep_page_loads_every_image(real_sweep: Path, tmp_path: Path) -> None:
+    counts = page_counts(real_sweep / "index.html", tmp_path / "profile")
     assert counts["images-total"] == 2 + 4 * 3
     assert counts["images-loaded"] == counts["images-total"]
     assert counts["table-rows"] == 4

@@ -30,9 +30,9 @@ from histae.artifacts import (
 from histae.plots import reconstruction_grid, save_png
 from histae.report import (
     Job,
+    binned_w1,
     compose_cells,
     find_job_dirs,
-    histogram_w1,
     label_jobs,
     load_job,
     main,
@@ -43,6 +43,7 @@ from histae.report import (
     write_outputs_index,
     write_report,
 )
+from tests.conftest import TINY, run_histae
 
 # ----------------------------------------------------------------------------------------------
 # Sweep folders written by hand
@@ -232,13 +233,13 @@ def test_histogram_w1_known_answers() -> None:
     edges = np.linspace(0.0, 1.0, 257)
     first, last, second = np.zeros((1, 256)), np.zeros((1, 256)), np.zeros((1, 256))
     first[0, 0], last[0, -1], second[0, 1] = 5, 7, 1
-    assert histogram_w1(edges, first, first) == pytest.approx([0.0])
-    assert histogram_w1(edges, first, last) == pytest.approx([255 / 256])
-    assert histogram_w1(edges, first, second) == pytest.approx([1 / 256])
+    assert binned_w1(edges, first, first) == pytest.approx([0.0])
+    assert binned_w1(edges, first, last) == pytest.approx([255 / 256])
+    assert binned_w1(edges, first, second) == pytest.approx([1 / 256])
     # Half the mass moved by 128 bins: half of 0.5.
     half = first.copy()
     half[0, 128] = 5
-    assert histogram_w1(edges, first, half) == pytest.approx([0.25])
+    assert binned_w1(edges, first, half) == pytest.approx([0.25])
 
 
 def test_plot_histograms_draws_normalised_channels_of_equal_colours(tmp_path: Path) -> None:
@@ -471,31 +472,8 @@ def test_module_runs_as_a_script(tmp_path: Path) -> None:
 
 
 def run_sweep(sweep_dir: Path, *overrides: str) -> int:
-    """``python -m histae -m hydra.sweep.dir=SWEEP_DIR +experiment=smoke OVERRIDES`` in-process;
-    returns the exit status."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    from histae.app import main as app_main
-    from tests.conftest import TINY
-
-    argv = ["histae", "-m", f"hydra.sweep.dir={sweep_dir}", *TINY, *overrides]
-    GlobalHydra.instance().clear()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "argv", argv)
-        try:
-            app_main()
-        except SystemExit as exit_:
-            return int(exit_.code or 0)
-        finally:
-            GlobalHydra.instance().clear()
-    return 0
-
-
-@pytest.fixture(scope="module")
-def real_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    sweep_dir = tmp_path_factory.mktemp("real") / "sweep"
-    assert run_sweep(sweep_dir, "loss=l1,mse", "optimizer.lr=0.001,0.0003") == 0
-    return sweep_dir
+    """``python -m histae -m hydra.sweep.dir=SWEEP_DIR +experiment=smoke OVERRIDES`` in-process."""
+    return run_histae("-m", f"hydra.sweep.dir={sweep_dir}", *TINY, *overrides)
 
 
 @pytest.mark.slow

@@ -4,41 +4,38 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from histae.artifacts import read_metrics, read_status
-from tests.conftest import TINY
 
 
-def test_two_by_two_sweep_makes_four_named_job_folders(run_cli, tmp_path) -> None:
-    sweep = tmp_path / "sweep"
-    code = run_cli(
-        "-m",
-        *TINY,
-        "trainer.max_inputs=32",
-        "trainer.val_images=8",
-        "loss.bins=10,20",
-        "loss.sigma=50,100",
-        f"hydra.sweep.dir={sweep}",
-    )
-    assert code == 0
-    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+@pytest.mark.slow
+def test_two_by_two_sweep_makes_four_named_job_folders(real_sweep) -> None:
+    jobs = sorted(p.name for p in real_sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert jobs == [
-        "bins-10_sigma-100",
-        "bins-10_sigma-50",
-        "bins-20_sigma-100",
-        "bins-20_sigma-50",
+        "loss-l1_lr-0.0003",
+        "loss-l1_lr-0.001",
+        "loss-mse_lr-0.0003",
+        "loss-mse_lr-0.001",
     ]
     for job in jobs:
-        summary = json.loads((sweep / job / "summary.json").read_text())
-        bins, sigma = (int(part.split("-")[1]) for part in job.split("_"))
-        assert summary["config"]["loss"]["bins"] == bins
-        assert summary["config"]["loss"]["sigma"] == sigma
-        assert read_status(sweep / job)["status"] == "done"
-        assert [
-            r["inputs"] for r in read_metrics(sweep / job / "metrics.csv") if r["split"] == "val"
-        ] == [32]
+        summary = json.loads((real_sweep / job / "summary.json").read_text())
+        loss, lr = (part.split("-", 1)[1] for part in job.split("_"))
+        assert (
+            summary["config"]["loss"]["_target_"]
+            == {"l1": "torch.nn.L1Loss", "mse": "torch.nn.MSELoss"}[loss]
+        )
+        assert summary["config"]["optimizer"]["lr"] == float(lr)
+        assert read_status(real_sweep / job)["status"] == "done"
+        val = [
+            r["inputs"]
+            for r in read_metrics(real_sweep / job / "metrics.csv")
+            if r["split"] == "val"
+        ]
+        assert val == [96, 192]
     # Hydra's record of what each job was asked for sits in the job folder.
-    overrides = (sweep / "bins-20_sigma-50" / ".hydra" / "overrides.yaml").read_text()
-    assert "loss.bins=20" in overrides and "loss.sigma=50" in overrides
+    overrides = (real_sweep / "loss-mse_lr-0.001" / ".hydra" / "overrides.yaml").read_text()
+    assert "loss=mse" in overrides and "optimizer.lr=0.001" in overrides
 
 
 def test_job_names_from_swept_values() -> None:

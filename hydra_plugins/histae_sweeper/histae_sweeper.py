@@ -20,6 +20,8 @@ from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
+from histae.artifacts import error_line
+
 log = logging.getLogger(__name__)
 
 
@@ -40,11 +42,6 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9.,+\-]+")
 
 class SweepFailed(Exception):
     """Some jobs of the sweep failed; the message names each with its error's first line."""
-
-
-def _first_line(err: Any) -> str:
-    lines = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
 
 
 def _split(override: str) -> tuple[str, str]:
@@ -133,7 +130,7 @@ class HistaeSweeper(BasicSweeper):
                 for result in results:
                     if result.status == JobStatus.FAILED:
                         name = Path(result.hydra_cfg.hydra.runtime.output_dir).name
-                        failed.append(f"{name}: {_first_line(result._return_value)}")
+                        failed.append(f"{name}: {error_line(result._return_value)}")
                 initial_job_idx += len(batch)
                 returns.append(results)
         finally:
