@@ -105,3 +105,10 @@ def test_experiments_hold_the_reference_matrix(compose_cfg, experiment: str, par
         full = compose("config", overrides=[f"+experiment={experiment}"], return_hydra_config=True)
     assert dict(full.hydra.sweeper.params) == params
     assert str(full.hydra.mode) == "RunMode.MULTIRUN"
+
+
+def test_reference_matrix_runs_on_the_real_tiles(compose_cfg) -> None:
+    cfg = compose_cfg("+experiment=histloss", tiny=False)
+    assert cfg.data._target_ == "histae.data.sheets.load_tile_sheets"
+    # ... and the embedded tiles are one override away.
+    assert compose_cfg("+experiment=histloss", "data=procedural", tiny=False).data.count > 0
