@@ -87,11 +87,11 @@ class ConstantConf:
 @dataclass
 class TrainerConf:
     batch_size: int = 64
-    max_inputs: int = 25_600
-    val_every_inputs: int = 6_400
+    max_inputs: int = 48_000
+    val_every_inputs: int = 12_000
     log_every_inputs: int = 1_000
     val_images: int = 32
-    seed: int = 0
+    seed: int = 1
     device: str = "auto"
     threads: int = 0
     code_reg_weight: float = 1e-4
