@@ -13,17 +13,18 @@ the same numbers without ever holding an ``(N, bins)`` tensor, through a custom 
 Function that streams the values in blocks, saves only its input and recomputes in backward.
 It picks one of two exact methods by ``sigma * delta`` (``sd`` below):
 
-``"moments"`` (``sd <= 8``; the training workload)
+``"moments"`` (``sd <= 24``; the training workload)
     Cut the value axis into groups of width ``w`` with ``sigma * w <= 0.5`` (a group is a bin,
     a fraction of a bin or several bins). On one group every ``b_k`` is an analytic function of
-    the value's position ``tau`` in ``[-1, 1]``, so it equals its Chebyshev interpolant
-    ``sum_p K[k, p] T_p(tau)`` of degree ``P - 1`` up to a bound we choose (below). The
-    histogram is then ``hist = mu @ K`` with the group moments ``mu[g, p] = sum T_p(tau_i)``
-    over the values in group ``g``: per value only ``P`` numbers are accumulated (about 8 in
-    float32) instead of one sigmoid per bin. ``K`` is Toeplitz in the group, so it is tiny and
-    is sampled once from the kernel in the exact edge form
-    ``b = (1 - exp(-sd)) * sigmoid(a) * sigmoid(sd - a)``, ``a = sigma * (x - e_k)``.
-``"window"`` (``sd > 8``)
+    the value's position ``tau`` in ``[-1, 1]``: its Chebyshev interpolant of degree ``P - 1``
+    matches it within a bound we choose (below), written as ``sum_j K[g, j, k] tau**j``. The
+    histogram is ``hist = mu @ K`` with the group moments ``mu[g, j] = sum tau_i**j`` over the
+    values in group ``g``: each value adds ``P`` numbers (8 in float32) into a table instead of
+    computing one sigmoid per bin. ``K`` is Toeplitz in the group; it is sampled once from the
+    kernel in the exact product form ``b = (1 - exp(-sd)) sigmoid(a) sigmoid(sd - a)``,
+    ``a = sigma (x - e_k)``, and cached. Backward: ``dL/dhist @ dK/dx`` is one derivative
+    polynomial per group, evaluated per value by Horner's rule.
+``"window"`` (``sd > 24``)
     The issue's saturated edge form: a value far below an edge adds 0 to that edge's sigmoid
     sum, far above it 1, and the two cancel in ``S(e_k) - S(e_{k+1})``, so only bins with an
     edge within ``T / sigma`` of the value get a term. Each value computes its window of about
@@ -42,6 +43,9 @@ Error bound, per value and bin, both methods: ``eps = 2**-30`` (float32 and lowe
   ``E_rho`` with ``rho = beta / h + sqrt((beta / h)**2 + 1)``; ``P`` is the least ``n + 1``
   that brings the bound under ``eps`` for the best ``beta``.
 
+Writing the interpolant in powers of ``tau`` rather than Chebyshev polynomials costs at most a
+factor ``2**(P - 1)`` of float64 rounding (1e-14 relative at P = 8, 1e-12 at P = 14).
+
 Sums are accumulated in float64 whatever the input dtype, so float32 results are more accurate
 than the reference's float32 evaluation (tested against a float64 evaluation).
 """
@@ -50,7 +54,8 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -62,13 +67,16 @@ METHODS = ("auto", "moments", "window")
 # Per value and bin error bound of the fast sigmoid histogram (see the module docstring).
 _EPS = {torch.float64: 2.0**-56}
 _EPS_DEFAULT = 2.0**-30
-# Largest sigma * w of a moments group: P = 8 Chebyshev terms at float32 precision.
+# Largest sigma * w of a moments group: P = 8 terms at float32 precision.
 _GROUP_WIDTH = 0.5
-# Above this sigma * delta the window of bins per value (2 T / sd + 2) is cheaper than the
-# m = sd / 0.5 moment groups per bin (measured in benchmarks/bench_histogram.py).
-_WINDOW_SD = 8.0
-# Elements of work buffers per block (~2 MiB in float64) and of the per-chunk moment table.
-_BLOCK_ELEMENTS = 2**18
+# Above this sigma * delta the window of bins per value (2 T / sd + 2 bins) is cheaper than
+# the sd / 0.5 moment groups per bin: on 64 x 3072 values moments take 7-8 ms up to sd = 16,
+# the window 33 ms at sd = 8, 12 ms at 16, ~9 ms at 32 and beyond.
+_WINDOW_SD = 24.0
+# Elements of the work buffers of one block (~4 MiB in float64), values prepared at once (two
+# numbers each) and elements of the per-chunk table of sums.
+_BLOCK_ELEMENTS = 2**19
+_PIECE_VALUES = 2**18
 _TABLE_ELEMENTS = 2**19
 # Largest (p * groups, bins) matrix spelled out for a single matmul; wider ones stay Toeplitz.
 _DENSE_ELEMENTS = 2**21
@@ -140,14 +148,15 @@ def soft_histogram(
         sigma: slope of the sigmoid kernel in 1 / value units (ignored by ``triangular``).
         kernel: ``"sigmoid"``: the reference kernel, equal to
             :func:`soft_histogram_reference` within ``eps`` per value and bin (module
-            docstring). A value spreads over about ``3.6 / (sigma delta)`` bins (std
-            ``1.8 / sigma``), one exactly on ``min``/``max`` counts 0.5. On ``rand`` values at
-            bins=100, sigma=100, half the L1 distance to the hard histogram is 0.54 N.
-            ``"triangular"``: linear interpolation between the two nearest bin centres,
-            O(N); a value moves at most to the adjacent bin, the mean of the counts is
-            exact inside ``[min + delta/2, max - delta/2]``, half the L1 distance to the
-            hard histogram is at most 0.5 N (0.25 N on ``rand``); its gradient is piecewise
-            constant. Both count about 0.5 for a value on ``min`` or ``max``.
+            docstring). ``"triangular"``: linear interpolation between the two nearest bin
+            centres, O(N); its gradient is piecewise constant. Against a hard histogram,
+            the mass a value moves out of its own bin (half the L1 distance to its one-hot
+            histogram), averaged over positions in the bin: triangular 0.25 (at most 0.5,
+            only into the adjacent bin; the mean is exact inside
+            ``[min + delta / 2, max - delta / 2]``); sigmoid 0.34, 0.57, 0.76, 0.88, 0.94 at
+            ``sigma * delta`` = 4, 2, 1, 0.5, 0.25 (bins=100: sigma=400 .. 25), spread over
+            about ``3.6 / (sigma * delta)`` bins (std ``1.8 / sigma``). Both count a value on
+            ``min`` or ``max`` as 0.5.
         block_size: values per block of the streamed sigmoid computation (bounds memory;
             default: about 2**19 buffer elements).
         method: ``"auto"``, or force ``"moments"``/``"window"`` (see module docstring).
@@ -171,10 +180,10 @@ def soft_histogram(
     if not x.is_floating_point():
         raise ValueError(f"x must be a floating point tensor, got {x.dtype}")
     lead, n = x.shape[:-1], x.shape[-1]
+    if x.numel() == 0:
+        return x.new_zeros(*lead, bins)
     work = x if x.dtype in (torch.float32, torch.float64) else x.float()
     x2 = work.reshape(-1, n)
-    if x2.shape[0] == 0 or n == 0:
-        return x.new_zeros(*lead, bins)
     if kernel == "triangular":
         hist = _triangular_histogram(x2, bins, float(min), float(max))
     else:
@@ -187,13 +196,13 @@ def _triangular_histogram(x: Tensor, bins: int, lo: float, hi: float) -> Tensor:
     """(R, N) -> (R, bins): each value split linearly between its two nearest bin centres."""
     delta = (hi - lo) / bins
     p = (x - lo) / delta - 0.5  # position in bin-centre units
-    # Clamping far values keeps the long indices sane; their masked weights are 0 anyway.
+    # Far values are clamped into the padding bins -2 and bins + 1, which are cut off.
     i0 = torch.nan_to_num(p.detach(), nan=-2.0).floor().clamp(-2, bins)
     frac = p - i0
-    hist = x.new_zeros(x.shape[0], bins + 3)  # bins -2..bins map to columns 0..bins+2
+    hist = x.new_zeros(x.shape[0], bins + 4)  # bin b is column b + 2
     lower = (i0 + 2).long()
     hist = hist.scatter_add(1, lower, 1 - frac).scatter_add(1, lower + 1, frac)
-    return hist[:, 2 : bins + 2]
+    return torch.where(torch.isnan(x).any(1, keepdim=True), math.nan, hist[:, 2 : bins + 2])
 
 
 def _eps(dtype: torch.dtype) -> float:
@@ -230,29 +239,42 @@ def _bin_kernel(a: Tensor, sd: float) -> Tensor:
     return -math.expm1(-sd) * torch.sigmoid(a) * torch.sigmoid(sd - a)
 
 
-def _signs(n: int) -> list[float]:
-    """+1, +1, -1, -1, +1, ...: with S_k = sign_k T_k the Chebyshev recurrence becomes
-    S_k = S_{k-2} + v_k tau S_{k-1}, one ``addcmul`` per term (same for U_k)."""
-    return [(-1.0) ** (k // 2) for k in range(n)]
-
-
-def _chebyshev_rows(first: Tensor, tau: Tensor, n: int) -> Tensor:
-    """(nb,) first-degree row, tau -> (n, nb) signed S_0..S_{n-1} (T_k for first=tau, U_k
-    for first=2 tau)."""
-    out = tau.new_empty(n, tau.shape[0])
-    out[0].fill_(1.0)
-    if n > 1:
-        out[1].copy_(first)
-    signs = _signs(n)
-    for k in range(2, n):
-        torch.addcmul(out[k - 2], out[k - 1], tau, value=2.0 * signs[k] / signs[k - 1], out=out[k])
-    return out
+def _chebyshev_to_monomial(p: int) -> Tensor:
+    """(p, p) float64 C with T_k(tau) = sum_j C[k, j] tau**j (exact integers)."""
+    c = torch.zeros(p, p, dtype=torch.float64)
+    c[0, 0] = 1.0
+    if p > 1:
+        c[1, 1] = 1.0
+    for k in range(2, p):
+        c[k, 1:] = 2.0 * c[k - 1, :-1]
+        c[k] -= c[k - 2]
+    return c
 
 
 @functools.lru_cache(maxsize=16)
 def _row_offsets(rows: int, cols: int, stride: int, device: str) -> Tensor:
     """(rows * cols,) int64: the row of each value of a row-major block, times ``stride``."""
     return (torch.arange(rows, device=device) * stride).repeat_interleave(cols)
+
+
+class _Scratch(threading.local):
+    """Work buffers kept per thread from call to call. Fresh multi-MiB buffers are returned to
+    the OS by malloc and page-faulted back in on every call, ~3 ms of a ~10 ms call on the
+    reference workload. Bounded: pieces, blocks and tables are capped (~20 MiB in all)."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[tuple, Tensor] = {}
+
+    def get(self, name: str, numel: int, dtype: torch.dtype, device) -> Tensor:
+        """A flat tensor of ``numel`` elements, contents undefined."""
+        key = (name, dtype, str(device))
+        buf = self.buffers.get(key)
+        if buf is None or buf.numel() < numel:
+            buf = self.buffers[key] = torch.empty(numel, dtype=dtype, device=device)
+        return buf[:numel]
+
+
+_SCRATCH = _Scratch()
 
 
 def _blocks(r0: int, r1: int, n: int, block: int):
@@ -269,13 +291,15 @@ def _blocks(r0: int, r1: int, n: int, block: int):
 
 @dataclass(frozen=True, eq=False)
 class _MomentPlan:
-    """Chebyshev moments of groups of values; see the module docstring.
+    """Polynomial moments of groups of values; see the module docstring.
 
     Super-row ``rho`` covers bins ``[u rho, u (rho + 1))`` and holds ``m`` groups (one of u, m
-    is 1); rows ``rho_lo .. rho_lo + rows - 1`` cover every value with a weight above eps, one
-    trash super-row at each end takes the rest. A histogram row's moment table is laid out
-    ``(p, groups)``. Group ``(rho, q)`` feeds the ``wb`` bins from ``u rho - off`` through
-    ``k_toep[q * p + k, j]``; ``k_full`` spells that out over all bins when it is small.
+    is 1); super-rows ``rho_lo .. rho_lo + rows - 1`` hold every value with a weight above
+    eps in some bin, one trash super-row at each end takes the rest. Group ``(rho, q)`` feeds
+    the ``wb`` bins from ``u rho - off`` through ``k_toep[q * p + k, j]``: the coefficient of
+    ``tau**k``. A histogram row's moments ``mu[k, g] = sum tau**k`` are kept as complex
+    numbers ``(p / 2, groups)`` pairing powers 2j and 2j + 1, so one scatter adds two of them;
+    ``k_full`` spells ``k_toep`` out over all bins, its rows in that table's order.
     """
 
     bins: int
@@ -283,13 +307,15 @@ class _MomentPlan:
     delta: float
     u: int
     m: int
-    p: int
+    p: int  # even
     rho_lo: int
     rows: int
     off: int
     wb: int
-    k_toep: Tensor  # (m * p, wb) float64, rows scaled by _signs
-    k_full: Tensor | None  # (p * groups, bins) float64, rows scaled by _signs
+    k_toep: Tensor  # (m * p, wb) float64
+    k_full: Tensor | None  # (p * groups, bins) float64, rows in the table's (p / 2, groups, 2)
+    # (bins, groups * (p - 1)): dL/dhist @ k_grad is the backward's table; per dtype
+    k_grad: dict[torch.dtype, Tensor] = field(default_factory=dict)
 
     @property
     def groups(self) -> int:
@@ -297,55 +323,64 @@ class _MomentPlan:
 
     @property
     def width(self) -> int:
+        """Work buffer elements per value."""
         return self.p
 
     @property
     def row_size(self) -> int:
-        """Elements of the moment table per histogram row."""
+        """float64 elements of the moment table per histogram row."""
         return self.p * self.groups
 
-    def _groups_and_frac(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(nb,) values (no NaN) -> (nb,) int64 group and (nb,) float64 position in it, [0, 1).
+    @property
+    def row_stride(self) -> int:
+        """Complex elements of the moment table per histogram row."""
+        return self.row_size // 2
 
-        Values beyond the covered super-rows are clamped into the trash super-rows at either
-        end, whose moments ``k_full`` ignores.
-        """
+    @property
+    def grad_stride(self) -> int:
+        return self.groups
+
+    def prepare(self, x: Tensor, offsets: Tensor, offset: int) -> tuple[Tensor, Tensor]:
+        """(n,) values (no NaN) -> (n,) table keys (group + offsets + offset) and float64 tau
+        in [-1, 1), the position in the group. Values beyond the covered super-rows are
+        clamped into the trash super-rows at either end, whose moments no bin reads."""
         w = self.delta * self.u / self.m
         first = (self.rho_lo - 1) * self.m  # global index of group 0
-        t = x.to(torch.float64, copy=True).mul_(1.0 / w).add_(-self.lo / w - first)
-        t = t.clamp_(0.0, self.groups - 1)  # >= 0, so truncation is floor
-        return t.long(), t.frac_()
-
-    def accumulate(self, table: Tensor, x: Tensor, offsets: Tensor, buffers: dict) -> None:
-        """Add the (p, nb) moment terms of values ``x`` into the flat ``table``."""
-        group, frac = self._groups_and_frac(x)
-        nb = x.shape[0]
-        terms = buffers["terms"][: self.p * nb].view(self.p, nb)
-        torch.mul(frac, 2.0, out=terms[1] if self.p > 1 else frac).sub_(1.0)
-        tau = terms[1]
-        terms[0].fill_(1.0)
-        signs = _signs(self.p)
-        for k in range(2, self.p):
-            # S_k = S_{k-2} + v_k tau S_{k-1} with S_k = sign_k T_k (see _signs)
-            v = 2.0 * signs[k] / signs[k - 1]
-            torch.addcmul(terms[k - 2], terms[k - 1], tau, value=v, out=terms[k])
-        index = buffers["index"][: self.p * nb].view(self.p, nb)
-        torch.add(group.add_(offsets)[None, :], buffers["feature"], out=index)
-        table.view(-1).index_add_(0, index.view(-1), terms.view(-1))
+        t = _SCRATCH.get("t", x.shape[0], torch.float64, x.device).copy_(x)
+        t.mul_(1.0 / w).add_(-self.lo / w - first).clamp_(0.0, self.groups - 1)
+        keys = _SCRATCH.get("keys", x.shape[0], torch.int64, x.device)
+        keys.copy_(t).add_(offsets).add_(offset)  # t >= 0: truncation is floor
+        return keys, t.frac_().mul_(2.0).sub_(1.0)
 
     def buffers(self, block: int, device) -> dict:
+        half = self.p // 2
         return {
-            "terms": torch.empty(self.p * block, dtype=torch.float64, device=device),
-            "index": torch.empty(self.p * block, dtype=torch.int64, device=device),
-            "feature": torch.arange(self.p, device=device)[:, None] * self.groups,
+            "terms": _SCRATCH.get("terms", self.p * block, torch.float64, device),
+            "index": _SCRATCH.get("index", half * block, torch.int64, device),
+            "feature": torch.arange(half, device=device)[:, None] * self.groups,
         }
 
+    def accumulate(self, table: Tensor, keys: Tensor, tau: Tensor, buffers: dict) -> None:
+        """Add the moments tau**k of one block of values into ``table`` (R, row_size)."""
+        nb, half = keys.shape[0], self.p // 2
+        terms = buffers["terms"][: self.p * nb].view(half, nb, 2)  # tau**(2j), tau**(2j + 1)
+        even = terms[..., 0]
+        even[0].fill_(1.0)
+        if half > 1:
+            torch.cumprod(tau.square().expand(half - 1, nb), 0, out=even[1:])
+        torch.mul(even, tau, out=terms[..., 1])
+        index = buffers["index"][: half * nb].view(half, nb)
+        torch.add(keys, buffers["feature"], out=index)
+        moments = torch.view_as_complex(table.view(-1, 2))
+        moments.scatter_add_(0, index.view(-1), torch.view_as_complex(terms).view(-1))
+
     def finish(self, table: Tensor) -> Tensor:
-        """(R, p * groups) moments -> (R, bins) float64 histogram."""
+        """(R, row_size) moments -> (R, bins) float64 histogram."""
+        n_rows, half = table.shape[0], self.p // 2
         if self.k_full is not None:
             return table @ self.k_full
-        n_rows = table.shape[0]
-        mu = table.view(n_rows, self.p, self.rows + 2, self.m)[:, :, 1:-1]
+        mu = table.view(n_rows, half, self.groups, 2).transpose(2, 3)  # (R, p / 2, 2, groups)
+        mu = mu.reshape(n_rows, self.p, self.rows + 2, self.m)[:, :, 1:-1]
         y = mu.permute(0, 2, 3, 1).reshape(n_rows, self.rows, self.m * self.p) @ self.k_toep
         length = self.u * (self.rows - 1) + self.wb
         hist = F.fold(y.transpose(1, 2), (1, length), (1, self.wb), stride=(1, self.u))
@@ -353,40 +388,50 @@ class _MomentPlan:
         return hist.view(n_rows, length)[:, first : first + self.bins]
 
     def grad_table(self, grad: Tensor) -> Tensor:
-        """(R, bins) dL/dhist -> (R * groups, p - 1) coefficients of U_0..U_{p-2}(tau)."""
+        """(R, bins) dL/dhist -> (R * groups, p - 1): dL/dx = sum_j table[g, j] tau**j."""
         n_rows = grad.shape[0]
         if self.k_full is not None:
-            d = (grad @ self.k_full.to(grad.dtype).T).view(n_rows, self.p, self.groups)
-        else:
-            length = self.u * (self.rows - 1) + self.wb
-            first = self.off - self.u * self.rho_lo
-            padded = grad.new_zeros(n_rows, length)
-            padded[:, first : first + self.bins] = grad
-            windows = padded.unfold(1, self.wb, self.u)  # (R, rows, wb)
-            d = windows @ self.k_toep.to(grad.dtype).T  # (R, rows, m * p)
-            d = d.view(n_rows, self.rows, self.m, self.p).permute(0, 3, 1, 2)
-            d = F.pad(d, (0, 0, 1, 1)).reshape(n_rows, self.p, self.groups)
-        # d/dx sum_k mu_k K_k = sum_k K_k k U_{k-1}(tau) dtau/dx; both the moments and the
-        # U rows carry _signs, so each column is scaled by the product of the two signs.
-        signs = _signs(self.p)
-        tau_scale = 2.0 * self.m / (self.u * self.delta)
-        scale = [signs[k] * signs[k - 1] * k * tau_scale for k in range(1, self.p)]
-        scale = torch.tensor(scale, dtype=grad.dtype, device=grad.device)
-        table = d[:, 1:, :] * scale[:, None]  # (R, p - 1, groups)
-        return table.transpose(1, 2).reshape(n_rows * self.groups, self.p - 1)
+            if grad.dtype not in self.k_grad:
+                self.k_grad[grad.dtype] = self._derivative(self.k_full).to(grad.dtype)
+            return (grad @ self.k_grad[grad.dtype]).view(n_rows * self.groups, self.p - 1)
+        length = self.u * (self.rows - 1) + self.wb
+        first = self.off - self.u * self.rho_lo
+        padded = grad.new_zeros(n_rows, length)
+        padded[:, first : first + self.bins] = grad
+        windows = padded.unfold(1, self.wb, self.u)  # (R, rows, wb)
+        d = windows @ self.k_toep.to(grad.dtype).T  # (R, rows, m * p)
+        d = d.view(n_rows, self.rows, self.m, self.p)[..., 1:] * self._scale(grad)
+        d = F.pad(d, (0, 0, 0, 0, 1, 1))  # the trash super-rows
+        return d.reshape(n_rows * self.groups, self.p - 1)
 
-    def grad_values(self, x: Tensor, offsets: Tensor, table: Tensor) -> Tensor:
-        """(nb,) values -> (nb,) dL/dx."""
-        group, frac = self._groups_and_frac(x)
-        tau = frac.to(table.dtype).mul_(2.0).sub_(1.0)
-        u_rows = _chebyshev_rows(2.0 * tau, tau, self.p - 1)  # (p - 1, nb)
-        coeffs = table.index_select(0, group.add_(offsets))  # (nb, p - 1)
-        return (coeffs * u_rows.T).sum(1)
+    def _scale(self, like: Tensor) -> Tensor:
+        """(p - 1,): d/dx sum_k c_k tau**k = sum_k k c_k tau**(k - 1) * dtau/dx."""
+        tau_scale = 2.0 * self.m / (self.u * self.delta)
+        return torch.arange(1, self.p, dtype=like.dtype, device=like.device) * tau_scale
+
+    def _derivative(self, k_full: Tensor) -> Tensor:
+        """k_full (table order) -> (bins, groups * (p - 1)) for grad_table's single matmul."""
+        k = k_full.view(self.p // 2, self.groups, 2, self.bins).transpose(1, 2)
+        k = k.reshape(self.p, self.groups, self.bins)[1:] * self._scale(k_full)[:, None, None]
+        return k.permute(2, 1, 0).reshape(self.bins, self.groups * (self.p - 1)).contiguous()
+
+    def grad_values(self, keys: Tensor, tau: Tensor, table: Tensor) -> Tensor:
+        """One block's keys and tau -> (nb,) dL/dx by Horner's rule on its group's row."""
+        nb, dtype = keys.shape[0], table.dtype
+        tau = _SCRATCH.get("tau", nb, dtype, keys.device).copy_(tau)
+        coeffs = _SCRATCH.get("coeffs", nb * (self.p - 1), dtype, keys.device)
+        coeffs = torch.index_select(table, 0, keys, out=coeffs.view(nb, self.p - 1))
+        out = coeffs[:, -1]
+        spare = [_SCRATCH.get(f"horner{i}", nb, dtype, keys.device) for i in (0, 1)]
+        for j in range(self.p - 3, -1, -1):
+            out = torch.addcmul(coeffs[:, j], out, tau, out=spare[j % 2])
+        return out
 
 
 @dataclass(frozen=True, eq=False)
 class _WindowPlan:
-    """Saturated edge form: each value adds ``w`` bins starting ``k0 = ceil(t - reach) - 1``.
+    """Saturated edge form: each value adds ``w`` bins starting ``k0 = ceil(t - reach) - 1``
+    (``k0 = 0`` when ``w = bins``).
 
     A histogram row's table has one row of ``w`` sums per window start ``k0 = -w .. bins``.
     """
@@ -414,30 +459,44 @@ class _WindowPlan:
     def row_size(self) -> int:
         return self.starts * self.w
 
-    def _args(self, x: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-        """(nb,) values -> (nb,) window start + w, and (nb, w + 1) a = sigma (x - e)."""
+    @property
+    def row_stride(self) -> int:
+        return self.starts
+
+    @property
+    def grad_stride(self) -> int:
+        return self.starts
+
+    def prepare(self, x: Tensor, offsets: Tensor, offset: int) -> tuple[Tensor, Tensor]:
+        """(n,) values -> (n,) table keys (window start + offsets + offset) and float64
+        positions relative to each window's central edge, in bins."""
         t = torch.sub(x.to(torch.float64), self.lo).div_(self.delta)
-        start = torch.nan_to_num(t - self.reach, nan=math.inf).ceil_()
-        start = start.clamp_(-self.w + 1, self.bins + 1).sub_(1)
+        if self.w == self.bins:  # the dense edge form: every value, every bin
+            start = torch.zeros_like(t)
+        else:
+            start = torch.nan_to_num(t - self.reach, nan=math.inf).ceil_()
+            start = start.clamp_(-self.w + 1, self.bins + 1).sub_(1)
         # Measuring from a central edge keeps float32 arguments as exact as float64 ones.
-        center = self.w // 2
-        rel = t.sub_(start).sub_(center).to(dtype)
-        j = torch.arange(self.w + 1, dtype=dtype, device=x.device) - center
-        a = (rel[:, None] - j).mul_(self.sd)
+        rel = t.sub_(start).sub_(self.w // 2)
+        return start.long().add_(offsets).add_(offset + self.w), rel
+
+    def _args(self, rel: Tensor, dtype: torch.dtype) -> Tensor:
+        """(nb,) relative positions -> (nb, w + 1) a = sigma (x - e) at the window's edges."""
+        j = torch.arange(self.w + 1, dtype=dtype, device=rel.device) - self.w // 2
+        a = (rel.to(dtype)[:, None] - j).mul_(self.sd)
         limit = 700.0 if dtype == torch.float64 else 80.0  # keep exp(-a) finite
-        return start.add_(self.w).long(), a.clamp_(-limit, limit)
+        return a.clamp_(-limit, limit)
 
     def buffers(self, block: int, device) -> dict:
         return {}
 
-    def accumulate(self, table: Tensor, x: Tensor, offsets: Tensor, buffers: dict) -> None:
-        start, a = self._args(x, torch.float64)
-        e = a.neg_().exp_()  # (nb, w + 1)
+    def accumulate(self, table: Tensor, keys: Tensor, rel: Tensor, buffers: dict) -> None:
+        e = self._args(rel, torch.float64).neg_().exp_()  # (nb, w + 1)
         s = (e + 1.0).reciprocal_()  # sigmoid(a); e * s = sigmoid(-a) without 1 - s
         # sigmoid(a_j) * sigmoid(-a_{j+1}) * (1 - exp(-sd)) = sigmoid(a_j) - sigmoid(a_{j+1})
         terms = s[:, :-1] * (e[:, 1:] * s[:, 1:])
         terms.mul_(-math.expm1(-self.sd))
-        table.view(-1, self.w).index_put_((start + offsets,), terms, accumulate=True)
+        table.view(-1, self.w).index_put_((keys,), terms, accumulate=True)
 
     def finish(self, table: Tensor) -> Tensor:
         n_rows = table.shape[0]
@@ -452,11 +511,10 @@ class _WindowPlan:
         edges = F.pad(windows, (1, 1)).diff(dim=-1)  # (R, starts, w + 1)
         return edges.mul_(self.sigma).reshape(-1, self.w + 1)
 
-    def grad_values(self, x: Tensor, offsets: Tensor, table: Tensor) -> Tensor:
-        start, a = self._args(x, table.dtype)
-        e = a.abs_().neg_().exp_()
+    def grad_values(self, keys: Tensor, rel: Tensor, table: Tensor) -> Tensor:
+        e = self._args(rel, table.dtype).abs_().neg_().exp_()
         slope = e / (e + 1.0).square_()  # sigmoid'(a) = sigmoid'(|a|), no overflow
-        return (table.index_select(0, start.add_(offsets)) * slope).sum(1)
+        return (table.index_select(0, keys) * slope).sum(1)
 
 
 _Plan = _MomentPlan | _WindowPlan
@@ -470,13 +528,15 @@ def _make_plan_cached(
     sd = sigma * delta
     reach = math.log(1.0 / eps) / sd
     if method == "window" or (method == "auto" and sd > _WINDOW_SD):
-        # Bins ceil(t - reach) - 1 .. floor(t + reach): at most floor(2 reach) + 2 of them.
-        return _WindowPlan(bins, lo, delta, sigma, reach, math.floor(2 * reach) + 2)
+        # Bins ceil(t - reach) - 1 .. floor(t + reach): at most floor(2 reach) + 2 of them;
+        # a window as wide as the range is the dense edge form.
+        return _WindowPlan(bins, lo, delta, sigma, reach, min(math.floor(2 * reach) + 2, bins))
     if sd <= _GROUP_WIDTH:
         u, m = math.floor(_GROUP_WIDTH / sd), 1
     else:
         u, m = 1, math.ceil(sd / _GROUP_WIDTH)
     p = _chebyshev_terms(sd * u / m / 2, eps)
+    p += p % 2  # moments travel in pairs
     # Super-rows holding a value within reach of [min, max], and the bins each one feeds.
     rho_lo = math.floor(-reach / u)
     rows = math.floor((bins + reach) / u) - rho_lo + 1
@@ -490,7 +550,7 @@ def _make_plan_cached(
     j = torch.arange(wb, **f64)[None, :, None]
     a = sd * (u * (q + (torch.cos(angle) + 1) / 2) / m - (j - off))  # (m, wb, p)
     coeffs = torch.linalg.solve(vandermonde, _bin_kernel(a, sd).unsqueeze(-1)).squeeze(-1)
-    coeffs = coeffs * torch.tensor(_signs(p), **f64)
+    coeffs = coeffs @ _chebyshev_to_monomial(p).to(device)  # the same polynomial in tau**k
     k_toep = coeffs.permute(0, 2, 1).reshape(m * p, wb)
     k_full = None
     groups = (rows + 2) * m
@@ -498,9 +558,11 @@ def _make_plan_cached(
         first = u * (torch.arange(rows, device=device) + rho_lo) - off  # (rows,)
         jj = torch.arange(bins, device=device) - first[:, None]  # (rows, bins)
         inside = (jj >= 0) & (jj < wb)
-        k_full = coeffs.new_zeros(p, rows + 2, m, bins)
-        k_full[:, 1:-1] = (coeffs.permute(2, 0, 1)[:, :, jj.clamp(0, wb - 1)] * inside).transpose(1, 2)
-        k_full = k_full.view(p * groups, bins)
+        spelled = coeffs.permute(2, 0, 1)[:, :, jj.clamp(0, wb - 1)] * inside  # (p, m, rows, bins)
+        k_full = coeffs.new_zeros(p, rows + 2, m, bins)  # trash super-rows stay 0
+        k_full[:, 1:-1] = spelled.transpose(1, 2)
+        # (p, groups, bins) -> the moment table's order (p / 2, groups, 2, bins)
+        k_full = k_full.view(p // 2, 2, groups, bins).transpose(1, 2).reshape(p * groups, bins)
     return _MomentPlan(bins, lo, delta, u, m, p, rho_lo, rows, off, wb, k_toep, k_full)
 
 
@@ -510,43 +572,61 @@ def _make_plan(
     return _make_plan_cached(bins, lo, hi, sigma, _eps(dtype), method, str(device))
 
 
+def _pieces(n_rows: int, n: int, plan: _Plan):
+    """Yield (r0, r1, pieces): chunks of rows whose sum table fits _TABLE_ELEMENTS, and in each
+    the (a, b, c0, c1) pieces of at most ~_PIECE_VALUES values prepared at once."""
+    per_chunk = max(1, _TABLE_ELEMENTS // plan.row_size)
+    for r0 in range(0, n_rows, per_chunk):
+        r1 = min(n_rows, r0 + per_chunk)
+        yield r0, r1, _blocks(r0, r1, n, _PIECE_VALUES)
+
+
 def _run_forward(x: Tensor, plan: _Plan, block_size: int | None) -> Tensor:
     """(R, N) -> (R, bins) in x.dtype, streaming blocks of values into a table of sums."""
     n_rows, n = x.shape
-    nan_rows = torch.isnan(x).any(1, keepdim=True)
-    if nan_rows.any():
+    nan_rows = torch.isnan(x).any(1, keepdim=True) if torch.isnan(x).any() else None
+    if nan_rows is not None:
         x = x.nan_to_num(nan=0.0)  # rows with NaN are overwritten below
     out = torch.empty(n_rows, plan.bins, dtype=torch.float64, device=x.device)
-    chunk = max(1, _TABLE_ELEMENTS // plan.row_size)
     block = block_size or max(1, _BLOCK_ELEMENTS // plan.width)
     buffers = plan.buffers(min(block, n_rows * n), x.device)
-    stride = plan.row_size if isinstance(plan, _MomentPlan) else plan.starts
-    for r0 in range(0, n_rows, chunk):
-        r1 = min(n_rows, r0 + chunk)
-        table = torch.zeros(r1 - r0, plan.row_size, dtype=torch.float64, device=x.device)
-        for a, b, c0, c1 in _blocks(r0, r1, n, block):
-            offsets = _row_offsets(b - a, c1 - c0, stride, str(x.device)) + (a - r0) * stride
-            plan.accumulate(table, x[a:b, c0:c1].reshape(-1), offsets, buffers)
+    for r0, r1, pieces in _pieces(n_rows, n, plan):
+        table = _SCRATCH.get("table", (r1 - r0) * plan.row_size, torch.float64, x.device)
+        table = table.view(r1 - r0, plan.row_size).zero_()
+        for a, b, c0, c1 in pieces:
+            offsets = _row_offsets(b - a, c1 - c0, plan.row_stride, str(x.device))
+            keys, pos = plan.prepare(x[a:b, c0:c1].reshape(-1), offsets, (a - r0) * plan.row_stride)
+            for s in range(0, keys.shape[0], block):
+                plan.accumulate(table, keys[s : s + block], pos[s : s + block], buffers)
         out[r0:r1] = plan.finish(table)
-    return torch.where(nan_rows, math.nan, out).to(x.dtype)
+    # Interpolation errors (< eps) can dip below 0 where the true weight is ~0.
+    out = out.clamp_(min=0.0)
+    if nan_rows is not None:
+        out = torch.where(nan_rows, math.nan, out)
+    return out.to(x.dtype)
 
 
-def _run_backward(x: Tensor, grad: Tensor, plan: _Plan, block_size: int | None) -> Tensor:
+def _run_backward(
+    x: Tensor, grad: Tensor, plan: _Plan, block_size: int | None, has_nan: bool
+) -> Tensor:
     """(R, N) values and (R, bins) dL/dhist -> (R, N) dL/dx, recomputing block by block."""
     n_rows, n = x.shape
     grad = grad.to(x.dtype)
-    x = x.nan_to_num(nan=0.0)  # NaN rows have NaN histograms; their gradient is moot
+    if has_nan:
+        x = x.nan_to_num(nan=0.0)  # NaN rows have NaN histograms; their gradient is moot
     out = torch.empty_like(x)
-    chunk = max(1, _TABLE_ELEMENTS // plan.row_size)
     block = block_size or max(1, _BLOCK_ELEMENTS // plan.width)
-    stride = plan.groups if isinstance(plan, _MomentPlan) else plan.starts
-    for r0 in range(0, n_rows, chunk):
-        r1 = min(n_rows, r0 + chunk)
+    for r0, r1, pieces in _pieces(n_rows, n, plan):
         table = plan.grad_table(grad[r0:r1].contiguous())
-        for a, b, c0, c1 in _blocks(r0, r1, n, block):
-            offsets = _row_offsets(b - a, c1 - c0, stride, str(x.device)) + (a - r0) * stride
-            values = plan.grad_values(x[a:b, c0:c1].reshape(-1), offsets, table)
-            out[a:b, c0:c1] = values.view(b - a, c1 - c0)
+        for a, b, c0, c1 in pieces:
+            offsets = _row_offsets(b - a, c1 - c0, plan.grad_stride, str(x.device))
+            keys, pos = plan.prepare(
+                x[a:b, c0:c1].reshape(-1), offsets, (a - r0) * plan.grad_stride
+            )
+            piece = out[a:b, c0:c1]
+            for s in range(0, keys.shape[0], block):
+                values = plan.grad_values(keys[s : s + block], pos[s : s + block], table)
+                piece.view(-1)[s : s + block] = values
     return out
 
 
@@ -558,10 +638,12 @@ class _SigmoidHistogram(torch.autograd.Function):
         x = x.contiguous()
         ctx.save_for_backward(x)
         ctx.plan, ctx.block_size = plan, block_size
-        return _run_forward(x, plan, block_size)
+        hist = _run_forward(x, plan, block_size)
+        ctx.has_nan = bool(hist.isnan().any())  # hist is tiny; x may be large
+        return hist
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
         (x,) = ctx.saved_tensors
-        return _run_backward(x, grad, ctx.plan, ctx.block_size), None, None
+        return _run_backward(x, grad, ctx.plan, ctx.block_size, ctx.has_nan), None, None

@@ -1,33 +1,19 @@
-"""Histogram losses: compare the soft histograms of a reconstruction and its input.
+"""Losses between the soft histograms of a reconstruction and of its target.
 
-:func:`histogram_loss` is the math, :class:`HistogramLoss` the module a config builds. One
-histogram per image with the channels pooled, as the reference (``per_channel=False``:
-(B, C, H, W) -> (B, C*H*W) -> (B, bins)), or one per channel (``per_channel=True``:
-(B, C, H, W) -> (B, C, bins)).
+:func:`histogram_loss` is the math, :class:`HistogramLoss` the module a Hydra config
+instantiates (``conf/loss/histogram.yaml``). The loss is ``distance(hist(output), hist(target))``
+with one histogram per image, channels pooled, as the reference ((B, C, H, W) -> (B, C*H*W) ->
+(B, bins)), or one per channel ((B, C, bins)).
 
-Distances (``loss``):
-
-- ``l1``/``mae``, ``l2``/``mse``, ``bce``: elementwise between the two histograms, mean over the
-  bins and the batch, after the reference's ``normalize`` (see :func:`normalize_histograms`);
-- ``kl_div``: KL(target || output) between the histograms as distributions, averaged over the
-  batch (``batchmean``); the reference handed raw histograms to ``F.kl_div``, which expects
-  log-probabilities, so its value was not a divergence: here it is one;
-- ``ce``: cross entropy -sum p_target log p_output of the distributions, batch mean;
-- ``emd``: the 1-D Earth Mover's distance, the L1 distance between the two normalised CDFs
-  times the bin width (value units), batch mean;
-- ``hellinger``: sqrt(1/2 sum (sqrt p - sqrt q)^2), in [0, 1];
-- ``chi2``: symmetric chi-squared 1/2 sum (p - q)^2 / (p + q), in [0, 1];
-- ``sorted_w1``: no histogram at all: the exact 1-D Wasserstein distance between the pixel values
-  themselves, mean |sort(output) - sort(target)| per image (or channel).
-
-The distribution distances (kl_div, ce, emd, hellinger, chi2) normalise both histograms to sum 1
-themselves, so ``normalize`` does not change them.
+The reference's names (l1/mae, l2/mse, kl_div, bce, ce) keep the reference's formulas exactly,
+quirks included; the names it did not have (emd, hellinger, chi2, sorted_w1) are proper
+distances between distributions.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,94 +21,64 @@ from torch import Tensor, nn
 
 from histae.histogram import check_histogram_args, soft_histogram
 
-EPS = 1e-7  # keeps roots and logs of empty bins finite (and their gradients)
+# Names the ``loss`` option accepts.
+LOSS_NAMES = (
+    "l1",
+    "mae",
+    "l2",
+    "mse",
+    "kl_div",
+    "bce",
+    "ce",
+    "emd",
+    "hellinger",
+    "chi2",
+    "sorted_w1",
+)
+# Keeps roots, logs and divisions finite and differentiable at empty histograms and bins.
+EPS = 1e-8
+# The reference adds this to the p-norm it divides by.
+NORM_EPS = 1e-7
 
-ELEMENTWISE = {
-    "l1": F.l1_loss,
-    "mae": F.l1_loss,
-    "l2": F.mse_loss,
-    "mse": F.mse_loss,
-    "bce": lambda out, tgt: F.binary_cross_entropy(out.clamp(EPS, 1 - EPS), tgt.clamp(0, 1)),
-}
-DISTRIBUTION = ("kl_div", "ce", "emd", "hellinger", "chi2")
-LOSS_NAMES = (*ELEMENTWISE, *DISTRIBUTION, "sorted_w1")
+Distance = Callable[[Tensor, Tensor], Tensor]
 
 
-def check_loss_args(loss: Any, normalize: Any, prefix: str = "loss.") -> None:
-    """Raise ValueError naming ``prefix + key`` for an unknown distance or a bad ``normalize``."""
+def check_loss_args(
+    bins: int,
+    min: float,
+    max: float,
+    sigma: float,
+    loss: str | Distance,
+    normalize: bool | float,
+    kernel: str,
+) -> None:
+    """Raise ``ValueError`` naming the ``loss.*`` config key of the first bad argument."""
+    check_histogram_args(bins, min, max, sigma, kernel, prefix="loss.")
     if not callable(loss) and loss not in LOSS_NAMES:
-        raise ValueError(f"{prefix}loss must be one of {', '.join(LOSS_NAMES)}; got {loss!r}")
-    if isinstance(normalize, bool):
-        return
-    if not isinstance(normalize, int | float) or not normalize > 0:
         raise ValueError(
-            f"{prefix}normalize must be false, true or a p-norm order > 0, got {normalize!r}"
+            f"loss.loss must be one of {', '.join(LOSS_NAMES)} or a callable; got {loss!r}"
         )
-
-
-def normalize_histograms(
-    hist_out: Tensor, hist_tgt: Tensor, normalize: bool | float, count: int
-) -> tuple[Tensor, Tensor]:
-    """The reference's ``normalize``: False raw counts; True divide both by ``count`` (the
-    pixels per histogram); a number p: divide both by the p-norm of the *output* histogram."""
-    if normalize is True:
-        return hist_out / count, hist_tgt / count
-    if normalize is False:
-        return hist_out, hist_tgt
-    norm = torch.linalg.vector_norm(hist_out, ord=float(normalize), dim=-1, keepdim=True) + EPS
-    return hist_out / norm, hist_tgt / norm
-
-
-def _distribution(hist: Tensor) -> Tensor:
-    return hist / (hist.sum(dim=-1, keepdim=True) + EPS)
-
-
-def histogram_distance(
-    hist_out: Tensor, hist_tgt: Tensor, loss: str, bin_width: float = 1.0
-) -> Tensor:
-    """A distribution distance between (..., bins) histograms, averaged over the leading dims.
-
-    Example:
-        >>> p = torch.tensor([[1.0, 0.0]]); q = torch.tensor([[0.0, 1.0]])
-        >>> round(histogram_distance(p, q, "emd", bin_width=0.5).item(), 4)
-        0.5
-    """
-    p, q = _distribution(hist_out), _distribution(hist_tgt)
-    if loss == "kl_div":
-        per = (q * (torch.log(q + EPS) - torch.log(p + EPS))).sum(dim=-1)
-    elif loss == "ce":
-        per = -(q * torch.log(p + EPS)).sum(dim=-1)
-    elif loss == "emd":
-        per = (p.cumsum(dim=-1) - q.cumsum(dim=-1)).abs().sum(dim=-1) * bin_width
-    elif loss == "hellinger":
-        per = torch.sqrt(0.5 * ((torch.sqrt(p + EPS) - torch.sqrt(q + EPS)) ** 2).sum(dim=-1) + EPS)
-    elif loss == "chi2":
-        per = 0.5 * ((p - q) ** 2 / (p + q + EPS)).sum(dim=-1)
-    else:
-        raise ValueError(f"loss.loss {loss!r} is not a distribution distance")
-    return per.mean()
-
-
-def sorted_w1(output: Tensor, target: Tensor, per_channel: bool = False) -> Tensor:
-    """Exact 1-D Wasserstein distance between the pixel values of output and target.
-
-    (B, C, H, W) x2 -> scalar: mean over images (and channels) of mean |sort(out) - sort(tgt)|.
-    No histogram, no bins, no kernel: the limit a soft-histogram loss approximates.
-    """
-    flat = 2 if per_channel else 1
-    out = output.flatten(flat).sort(dim=-1).values
-    tgt = target.flatten(flat).sort(dim=-1).values
-    return (out - tgt).abs().mean()
+    if not isinstance(normalize, bool):
+        bad_type = not isinstance(normalize, (int, float))
+        if bad_type or math.isnan(normalize) or normalize <= 0:
+            raise ValueError(
+                f"loss.normalize must be true, false or a p-norm order > 0, got {normalize!r}"
+            )
+    if loss == "bce" and normalize is False:
+        raise ValueError(
+            "loss.loss 'bce' needs histograms in [0, 1]: set loss.normalize to true or a "
+            "p-norm order, got false"
+        )
 
 
 def histogram_loss(
     output: Tensor,
     target: Tensor,
     bins: int,
-    min: float = 0.0,
-    max: float = 1.0,
-    sigma: float = 100.0,
-    loss: str | Callable[[Tensor, Tensor], Tensor] = "l1",
+    min: float,
+    max: float,
+    sigma: float,
+    loss: str | Distance = "l1",
     normalize: bool | float = False,
     per_channel: bool = False,
     kernel: str = "sigmoid",
@@ -130,35 +86,130 @@ def histogram_loss(
     """Distance between the soft histograms of ``output`` and ``target``.
 
     Args:
-        output: (B, C, H, W) reconstructions (any range; values outside [min, max] fall off).
-        target: (B, C, H, W) inputs.
-        loss: a name from the module docstring or a callable(hist_out, hist_tgt) -> scalar on
-            (B, bins) or (B, C, bins) histograms.
+        output: (B, C, H, W) reconstruction (any (B, C, ...) works).
+        target: same shape, the images.
+        bins, min, max, sigma, kernel: of :func:`histae.histogram.soft_histogram`.
+        loss: a name of :data:`LOSS_NAMES` or ``callable(hist_out, hist_target) -> scalar``:
+            ``"l1"``/``"mae"``, ``"l2"``/``"mse"``: mean over histograms and bins.
+            ``"kl_div"``: ``F.kl_div(hist_out, hist_target, reduction="batchmean")`` exactly
+            as the reference, which hands the output histogram over where ``kl_div`` expects
+            log-probabilities: ``sum(t * (log t - h_out)) / B``.
+            ``"bce"``: binary cross entropy per bin (needs ``normalize``).
+            ``"ce"``: cross entropy with the output histogram as logits over the bins and
+            the target histogram as class probabilities.
+            ``"emd"``: 1-D earth mover's distance (W1, in value units) between the histograms
+            normalised to unit mass: ``delta * sum |CDF_out - CDF_target|``; it tends to
+            ``sorted_w1`` for narrow bins and a steep kernel.
+            ``"hellinger"``: ``||sqrt(p) - sqrt(q)|| / sqrt(2)`` of the unit-mass histograms,
+            in [0, 1].
+            ``"chi2"``: ``sum((p - q)**2 / (p + q)) / 2`` of the unit-mass histograms, in [0, 1].
+            ``"sorted_w1"``: no histogram: exact 1-D Wasserstein-1 distance between the pixel
+            values, mean ``|sort(output) - sort(target)|`` per image (or channel); ignores
+            bins, sigma, range and normalize.
+            emd, hellinger and chi2 normalise each histogram themselves, so ``normalize`` does
+            not change them (beyond ``EPS``).
+        normalize: ``False``: raw soft counts. ``True``: both histograms divided by the
+            number of values per histogram (C*H*W, or H*W per channel). A number ``p``: both
+            divided by the p-norm of the output histogram + 1e-7 (the reference's rule).
+        per_channel: one histogram per channel (B, C, bins) instead of per image (B, bins).
 
     Returns:
-        A scalar.
+        Scalar loss.
+
+    Example:
+        >>> x = torch.full((1, 1, 2, 2), 0.25)  # the centre of bin 0 of 2
+        >>> round(histogram_loss(x + 0.5, x, 2, 0.0, 1.0, 1e4, loss="emd").item(), 4)
+        0.5
     """
+    check_loss_args(bins, min, max, sigma, loss, normalize, kernel)
     if output.shape != target.shape:
-        raise ValueError(f"output {tuple(output.shape)} and target {tuple(target.shape)} differ")
+        raise ValueError(f"output and target shapes differ: {output.shape} vs {target.shape}")
+    if output.dim() < (3 if per_channel else 2):
+        want = "(B, C, ...)" if per_channel else "(B, ...)"
+        raise ValueError(f"output must be {want}, got shape {tuple(output.shape)}")
+    start = 2 if per_channel else 1
+    out = output.flatten(start)  # (B, N) or (B, C, N)
+    tgt = target.flatten(start)
     if loss == "sorted_w1":
-        return sorted_w1(output, target, per_channel)
-    flat = 2 if per_channel else 1
-    out, tgt = output.flatten(flat), target.flatten(flat)  # (B, N) or (B, C, N)
+        return sorted_w1(out, tgt)
     hist_out = soft_histogram(out, bins, min, max, sigma, kernel)  # (B, bins) or (B, C, bins)
-    with torch.no_grad():  # the target is data: its histogram needs no graph
-        hist_tgt = soft_histogram(tgt, bins, min, max, sigma, kernel)
-    if isinstance(loss, str) and loss in DISTRIBUTION:
-        return histogram_distance(hist_out, hist_tgt, loss, (max - min) / bins)
-    hist_out, hist_tgt = normalize_histograms(hist_out, hist_tgt, normalize, out.shape[-1])
+    hist_tgt = soft_histogram(tgt, bins, min, max, sigma, kernel)
+    if normalize is True:
+        hist_out, hist_tgt = hist_out / out.shape[-1], hist_tgt / out.shape[-1]
+    elif normalize is not False:
+        norm = torch.linalg.vector_norm(hist_out, ord=normalize, dim=-1, keepdim=True)
+        hist_out, hist_tgt = hist_out / (norm + NORM_EPS), hist_tgt / (norm + NORM_EPS)
+    return histogram_distance(hist_out, hist_tgt, loss, (max - min) / bins)
+
+
+def histogram_distance(
+    hist_out: Tensor, hist_target: Tensor, loss: str | Distance, bin_width: float = 1.0
+) -> Tensor:
+    """Scalar distance between (..., bins) histograms by a name of :data:`LOSS_NAMES`
+    (``sorted_w1`` excepted), as :func:`histogram_loss` describes; ``bin_width`` scales emd.
+
+    Example:
+        >>> p, q = torch.tensor([[1.0, 0.0, 0.0, 0.0]]), torch.tensor([[0.0, 0.0, 0.0, 1.0]])
+        >>> histogram_distance(p, q, "emd", bin_width=0.25).item()
+        0.75
+    """
     if callable(loss):
-        return loss(hist_out, hist_tgt)
-    return ELEMENTWISE[loss](hist_out, hist_tgt)
+        return loss(hist_out, hist_target)
+    if loss in ("l1", "mae"):
+        return F.l1_loss(hist_out, hist_target)
+    if loss in ("l2", "mse"):
+        return F.mse_loss(hist_out, hist_target)
+    if loss == "kl_div":
+        return F.kl_div(hist_out, hist_target, reduction="batchmean")
+    if loss == "bce":
+        # Soft counts can exceed [0, 1] by rounding; BCE raises outside it.
+        return F.binary_cross_entropy(hist_out.clamp(0.0, 1.0), hist_target)
+    if loss == "ce":
+        bins = hist_out.shape[-1]
+        return F.cross_entropy(hist_out.reshape(-1, bins), hist_target.reshape(-1, bins))
+    if loss in ("emd", "hellinger", "chi2"):
+        p, q = _unit_mass(hist_out), _unit_mass(hist_target)
+        if loss == "emd":
+            return (p.cumsum(-1) - q.cumsum(-1)).abs().sum(-1).mean() * bin_width
+        if loss == "hellinger":
+            diff = (p + EPS).sqrt() - (q + EPS).sqrt()
+            return (torch.linalg.vector_norm(diff, dim=-1) / math.sqrt(2.0)).mean()
+        return (0.5 * ((p - q) ** 2 / (p + q + EPS)).sum(-1)).mean()
+    raise ValueError(
+        f"loss.loss must be one of {', '.join(LOSS_NAMES)} or a callable; got {loss!r}"
+    )
+
+
+def sorted_w1(output: Tensor, target: Tensor) -> Tensor:
+    """Mean exact 1-D Wasserstein-1 distance between the values of matching rows.
+
+    Args:
+        output: (..., N) values; one empirical distribution per row.
+        target: (..., N).
+
+    Returns:
+        Scalar: mean over rows of ``mean(|sort(output) - sort(target)|)``.
+
+    Example:
+        >>> round(sorted_w1(torch.tensor([[0.3, 0.1]]), torch.tensor([[0.0, 0.2]])).item(), 6)
+        0.1
+    """
+    return (output.sort(-1).values - target.sort(-1).values).abs().mean()
+
+
+def _unit_mass(hist: Tensor) -> Tensor:
+    """(..., bins) -> the same divided by its total (a distribution over the bins)."""
+    return hist / (hist.sum(-1, keepdim=True) + EPS)
 
 
 class HistogramLoss(nn.Module):
-    """:func:`histogram_loss` with its settings fixed: ``forward(output, target) -> scalar``.
+    """:func:`histogram_loss` with its options fixed; arguments are checked here, once.
 
-    Arguments are checked here, once, with messages naming the config keys (``loss.bins``, ...).
+    Example:
+        >>> criterion = HistogramLoss(bins=2, sigma=1e4, loss="emd")
+        >>> x = torch.full((1, 1, 2, 2), 0.25)
+        >>> round(criterion(x + 0.5, x).item(), 4)
+        0.5
     """
 
     def __init__(
@@ -167,23 +218,31 @@ class HistogramLoss(nn.Module):
         min: float = 0.0,
         max: float = 1.0,
         sigma: float = 100.0,
-        loss: str | Callable[[Tensor, Tensor], Tensor] = "l1",
+        loss: str | Distance = "l1",
         normalize: bool | float = False,
         per_channel: bool = False,
         kernel: str = "sigmoid",
     ) -> None:
         super().__init__()
-        check_histogram_args(bins, float(min), float(max), float(sigma), kernel, prefix="loss.")
-        check_loss_args(loss, normalize)
+        check_loss_args(bins, min, max, sigma, loss, normalize, kernel)
         self.bins, self.min, self.max, self.sigma = bins, float(min), float(max), float(sigma)
         self.loss, self.normalize = loss, normalize
         self.per_channel, self.kernel = bool(per_channel), kernel
 
     def forward(self, output: Tensor, target: Tensor) -> Tensor:
+        """(B, C, H, W) reconstruction and images -> scalar loss."""
         return histogram_loss(
-            output, target, self.bins, self.min, self.max, self.sigma,
-            self.loss, self.normalize, self.per_channel, self.kernel,
-        )  # fmt: skip
+            output,
+            target,
+            self.bins,
+            self.min,
+            self.max,
+            self.sigma,
+            self.loss,
+            self.normalize,
+            self.per_channel,
+            self.kernel,
+        )
 
     def extra_repr(self) -> str:
         return (

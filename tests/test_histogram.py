@@ -1,0 +1,304 @@
+"""soft_histogram against the dense reference formula: values, accuracy, bounds, gradients."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+
+import pytest
+import torch
+
+from histae import histogram
+from histae.histogram import (
+    _EPS_DEFAULT,
+    _bin_kernel,
+    _make_plan_cached,
+    _SigmoidHistogram,
+    chebyshev_error_bound,
+    soft_histogram,
+    soft_histogram_reference,
+)
+
+
+def values(shape: tuple[int, ...], lo: float, hi: float, seed: int = 0) -> torch.Tensor:
+    """Random float64 values over [lo, hi] widened by a fifth on each side, plus edge cases."""
+    g = torch.Generator().manual_seed(seed)
+    span = hi - lo
+    x = lo - 0.2 * span + 1.4 * span * torch.rand(shape, generator=g, dtype=torch.float64)
+    flat = x.view(-1)
+    special = [lo, hi, (lo + hi) / 2, lo + span / 3, lo - 1e3 * span, hi + 1e3 * span]
+    flat[: len(special)] = torch.tensor(special, dtype=torch.float64)
+    return x
+
+
+def dense64(x: torch.Tensor, bins: int, lo: float, hi: float, sigma: float) -> torch.Tensor:
+    """An independent float64 evaluation: sigmoid differences at the edges, one value at a time."""
+    edges = lo + (hi - lo) / bins * torch.arange(bins + 1, dtype=torch.float64)
+    s = torch.sigmoid(sigma * (x.double().unsqueeze(-1) - edges))  # (..., N, bins + 1)
+    return (s[..., :-1] - s[..., 1:]).sum(-2)
+
+
+GRID = list(
+    itertools.product(
+        [1, 7, 50, 200],  # bins
+        [0.5, 10.0, 100.0, 2e3, 1e6],  # sigma: kernel far wider than the range .. a step
+        [(0.0, 1.0), (-3.0, 2.0), (10.0, 10.25)],  # range
+    )
+)
+
+
+@pytest.mark.parametrize("method", ["auto", "moments", "window"])
+@pytest.mark.parametrize(("bins", "sigma", "span"), GRID)
+def test_float64_equals_the_reference(bins: int, sigma: float, span, method: str) -> None:
+    lo, hi = span
+    if method == "moments" and sigma * (hi - lo) / bins > 100:
+        pytest.skip("moments would need > 200 groups per bin; auto never picks it there")
+    x = values((2, 150), lo, hi)
+    # Values exactly on edges, where the reference counts half on each side.
+    x[1, : bins + 1] = torch.linspace(lo, hi, bins + 1, dtype=torch.float64)[:150]
+    got = soft_histogram(x, bins, lo, hi, sigma, method=method, block_size=37)
+    expected = soft_histogram_reference(x, bins, lo, hi, sigma)
+    # Both evaluate sigmoid(sigma * (x - e)) after rounding sigma * x: ~1e-16 * sigma * |x|.
+    tol = 1e-9 * max(1.0, sigma * max(abs(lo), abs(hi)) * 1e-6)
+    assert torch.allclose(got, expected, rtol=0, atol=tol)
+    assert torch.allclose(got, dense64(x, bins, lo, hi, sigma), rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize(("bins", "sigma"), [(50, 50.0), (100, 100.0), (200, 200.0), (7, 1e4)])
+def test_float32_is_at_least_as_accurate_as_the_reference(bins: int, sigma: float) -> None:
+    x64 = values((4, 3072), 0.0, 1.0, seed=1)
+    x64[1] = torch.round(x64[1] * 255) / 255  # 8-bit pixel values: many exact repeats
+    truth = soft_histogram_reference(x64, bins, 0.0, 1.0, sigma)
+    ours = soft_histogram(x64.float(), bins, 0.0, 1.0, sigma)
+    ref = soft_histogram_reference(x64.float(), bins, 0.0, 1.0, sigma)
+    assert ours.dtype == torch.float32
+    ours_err = (ours.double() - truth).abs().max().item()
+    ref_err = (ref.double() - truth).abs().max().item()
+    assert ours_err <= ref_err
+
+
+@pytest.mark.parametrize("method", ["moments", "window"])
+@pytest.mark.parametrize("sd", [0.05, 0.5, 2.0, 20.0])
+def test_the_stated_error_bound_holds_per_value_and_bin(method: str, sd: float) -> None:
+    # The float32 plan (eps = 2**-30) run in float64 arithmetic, so only the bound's
+    # truncations (Chebyshev, saturation window) remain. Each column is one value, placed
+    # over a fine sweep of positions, including the window's far edge (~ T / sigma away).
+    bins, sigma = 20, sd * 20
+    plan = _make_plan_cached(bins, 0.0, 1.0, sigma, _EPS_DEFAULT, method, "cpu")
+    reach = math.log(1 / _EPS_DEFAULT) / sigma  # in value units
+    x = torch.linspace(-reach - 0.01, 1 + reach + 0.01, 4001, dtype=torch.float64)
+    got = _SigmoidHistogram.apply(x[:, None], plan, None)  # (values, bins)
+    err = (got - soft_histogram_reference(x[:, None], bins, 0.0, 1.0, sigma)).abs().max()
+    assert err.item() <= _EPS_DEFAULT
+    # The bound is not vacuous: a looser plan misses it, within its own looser bound (unless
+    # its window spans every bin: the dense edge form truncates nothing).
+    loose = _make_plan_cached(bins, 0.0, 1.0, sigma, 2.0**-10, method, "cpu")
+    loose_err = (_SigmoidHistogram.apply(x[:, None], loose, None) - got).abs().max().item()
+    assert loose_err <= 2.0**-10 + _EPS_DEFAULT
+    if getattr(loose, "w", 0) != bins:
+        assert loose_err > _EPS_DEFAULT
+
+
+def test_chebyshev_bound_and_saturation_cut() -> None:
+    eps = 2.0**-30
+    # The bound decreases with the degree and grows with the group's half-width.
+    assert chebyshev_error_bound(8, 0.25) < chebyshev_error_bound(7, 0.25)
+    assert chebyshev_error_bound(7, 0.5) > chebyshev_error_bound(7, 0.25)
+    # Bins whose nearest edge is more than T = log(1 / eps) / sigma away weigh < eps.
+    t = math.log(1 / eps)
+    for sd in (0.1, 1.0, 30.0):
+        beyond = torch.tensor([-t, t + sd], dtype=torch.float64)  # nearest edge T away
+        assert (_bin_kernel(beyond, sd) < eps).all()
+        within = torch.tensor([-t / 2, t / 2 + sd], dtype=torch.float64)
+        assert (_bin_kernel(within, sd) > eps).all()
+
+
+@pytest.mark.parametrize(("bins", "sigma"), [(7, 0.5), (50, 20.0), (50, 300.0), (3, 60.0)])
+def test_the_toeplitz_fallback_for_wide_kernel_matrices(monkeypatch, bins, sigma) -> None:
+    # Kernel matrices over _DENSE_ELEMENTS stay Toeplitz (fold / unfold); force that path.
+    monkeypatch.setattr(histogram, "_DENSE_ELEMENTS", 0)
+    _make_plan_cached.cache_clear()
+    try:
+        assert (
+            histogram._make_plan(bins, 0.0, 1.0, sigma, torch.float64, "moments", "cpu").k_full
+            is None
+        )
+        x = values((2, 60), 0.0, 1.0, seed=8)[:, 6:].clone().requires_grad_()
+        got = soft_histogram(x, bins, sigma=sigma, block_size=17, method="moments")
+        expected = soft_histogram_reference(x, bins, 0.0, 1.0, sigma)
+        assert torch.allclose(got, expected, rtol=0, atol=1e-9)
+        fn = lambda t: soft_histogram(t, bins, sigma=sigma, block_size=5, method="moments")  # noqa: E731
+        assert torch.autograd.gradcheck(fn, (x[:, :5].detach().clone().requires_grad_(),))
+    finally:
+        _make_plan_cached.cache_clear()  # no Toeplitz-only plans left for other tests
+
+
+def test_concurrent_calls_from_threads_do_not_share_work_buffers() -> None:
+    # Work buffers are kept per thread between calls; two threads must not trample each other.
+    inputs = [values((8, 4000), 0.0, 1.0, seed=s).float() for s in range(4)]
+    expected = [soft_histogram(x, 100, sigma=100.0) for x in inputs]
+    results: dict[int, list[torch.Tensor]] = {}
+
+    def work(i: int) -> None:
+        results[i] = [soft_histogram(inputs[(i + k) % 4], 100, sigma=100.0) for k in range(8)]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, got in results.items():
+        for k, h in enumerate(got):
+            assert torch.equal(h, expected[(i + k) % 4])
+
+
+@pytest.mark.parametrize("shape", [(30,), (2, 30), (2, 3, 30), (1, 2, 1, 30)])
+def test_shapes_and_leading_dimensions(shape: tuple[int, ...]) -> None:
+    x = values(shape, 0.0, 1.0)
+    got = soft_histogram(x, 9, sigma=40.0)
+    assert got.shape == (*shape[:-1], 9)
+    flat = soft_histogram(x.reshape(-1, shape[-1]), 9, sigma=40.0)
+    assert torch.equal(got.reshape(-1, 9), flat)
+
+
+def test_block_boundaries_do_not_change_the_result() -> None:
+    x = values((3, 500), 0.0, 1.0)
+    whole = soft_histogram(x, 30, sigma=80.0)
+    for block in (1, 7, 499, 500, 501, 10_000):  # within a row, across rows, all at once
+        assert torch.allclose(
+            soft_histogram(x, 30, sigma=80.0, block_size=block), whole, atol=1e-12
+        )
+
+
+def test_counts_add_up_and_a_value_on_the_range_edge_counts_half() -> None:
+    x = torch.tensor([0.0, 0.35, 0.7, 1.0], dtype=torch.float64)  # 0.7 is an inner edge
+    h = soft_histogram(x, 10, sigma=1e5)
+    assert h.sum().item() == pytest.approx(3.0, abs=1e-9)
+    assert h[0].item() == pytest.approx(0.5, abs=1e-9)
+    assert h[9].item() == pytest.approx(0.5, abs=1e-9)
+    assert h[3].item() == pytest.approx(1.0, abs=1e-9)
+    assert h[6].item() == pytest.approx(0.5, abs=1e-9)
+    assert h[7].item() == pytest.approx(0.5, abs=1e-9)
+
+
+def test_infinities_count_nothing_and_nan_poisons_only_its_histogram() -> None:
+    x = torch.tensor([[0.25, math.inf, -math.inf], [0.25, math.nan, 0.5]])
+    h = soft_histogram(x, 4, sigma=200.0)
+    expected = soft_histogram_reference(x[:1, :1], 4, 0.0, 1.0, 200.0)
+    assert torch.allclose(h[0], expected[0], atol=1e-6)
+    assert torch.isnan(h[1]).all()
+
+
+def test_empty_inputs_and_half_precision() -> None:
+    assert torch.equal(soft_histogram(torch.empty(2, 0), 5), torch.zeros(2, 5))
+    assert soft_histogram(torch.empty(0, 7), 5).shape == (0, 5)
+    x = values((64,), 0.0, 1.0)
+    for dtype in (torch.float16, torch.bfloat16):
+        got = soft_histogram(x.to(dtype), 8, sigma=50.0)
+        assert got.dtype == dtype
+        expected = soft_histogram_reference(x.to(dtype).double(), 8, 0.0, 1.0, 50.0)
+        assert torch.allclose(got.double(), expected, rtol=1e-2, atol=0.1)
+
+
+@pytest.mark.parametrize(
+    ("method", "sigma"), [("moments", 3.0), ("moments", 60.0), ("window", 60.0), ("auto", 3e3)]
+)
+def test_gradcheck_several_blocks(method: str, sigma: float) -> None:
+    x = values((2, 9), 0.0, 1.0, seed=3)[:, 3:].clone().requires_grad_()  # no infinities
+    fn = lambda t: soft_histogram(t, 6, 0.0, 1.0, sigma, method=method, block_size=4)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x,))
+
+
+@pytest.mark.parametrize("sigma", [0.5, 30.0, 300.0, 1e5])
+def test_gradients_reach_the_input_and_equal_the_references(sigma: float) -> None:
+    x = values((3, 200), 0.0, 1.0, seed=4)[:, 6:].clone().requires_grad_()
+    weights = torch.randn(3, 25, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    (ours,) = torch.autograd.grad((soft_histogram(x, 25, sigma=sigma) * weights).sum(), x)
+    ref = soft_histogram_reference(x, 25, 0.0, 1.0, sigma)
+    (expected,) = torch.autograd.grad((ref * weights).sum(), x)
+    assert ours.abs().max() > 0  # torch.histc would give none at all
+    assert torch.allclose(ours, expected, rtol=1e-9, atol=1e-9 * expected.abs().max().item())
+    # float32 gradients: close to the float64 ones.
+    x32 = x.detach().float().requires_grad_()
+    (g32,) = torch.autograd.grad(
+        (soft_histogram(x32, 25, sigma=sigma) * weights.float()).sum(), x32
+    )
+    assert torch.allclose(
+        g32.double(), expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item()
+    )
+
+
+def test_triangular_kernel() -> None:
+    # Values on bin centres land whole in their bin; on min/max they count half; linear between.
+    x = torch.tensor([0.05, 0.15, 0.15, 0.0, 1.0, 0.5, 0.1, -0.2, 7.0], dtype=torch.float64)
+    h = soft_histogram(x, 10, kernel="triangular")
+    expected = torch.zeros(10, dtype=torch.float64)
+    expected[0] = 1 + 0.5 + 0.5  # 0.05, half of 0.0, half of 0.1
+    expected[1] = 2 + 0.5  # 0.15 twice, half of 0.1
+    expected[4] = expected[5] = 0.5  # 0.5 sits on the edge between the two centres
+    expected[9] = 0.5  # 1.0
+    assert torch.allclose(h, expected, atol=1e-12)
+    # Its mean is exact for values inside [min + delta / 2, max - delta / 2].
+    y = 0.05 + 0.9 * torch.rand(
+        1000, dtype=torch.float64, generator=torch.Generator().manual_seed(6)
+    )
+    ht = soft_histogram(y, 10, kernel="triangular")
+    centres = 0.05 + 0.1 * torch.arange(10, dtype=torch.float64)
+    assert (ht * centres).sum().item() == pytest.approx(y.sum().item(), rel=1e-12)
+    # Differentiable: d hist / d x moves mass between the two neighbouring bins.
+    z = torch.tensor([0.12], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: soft_histogram(t, 10, kernel="triangular"), (z,))
+
+
+@pytest.mark.parametrize(
+    ("kernel", "bins", "sigma", "moved"),
+    [("triangular", 100, 0.0, 0.25), ("sigmoid", 100, 100.0, 0.76), ("sigmoid", 200, 100.0, 0.88),
+     ("sigmoid", 50, 200.0, 0.34)],
+)  # fmt: skip
+def test_kernel_accuracy_against_a_hard_histogram(kernel, bins, sigma, moved) -> None:
+    # The figures quoted in soft_histogram's docstring: the mass one value moves out of its
+    # own bin, averaged over values spread uniformly away from the range's ends.
+    g = torch.Generator().manual_seed(7)
+    x = 0.1 + 0.8 * torch.rand(20_000, 1, dtype=torch.float64, generator=g)
+    hard = torch.nn.functional.one_hot((x[:, 0] * bins).long(), bins).double()
+    soft = soft_histogram(x, bins, sigma=sigma or 1.0, kernel=kernel)  # one row per value
+    assert ((soft - hard).abs().sum(1) / 2).mean().item() == pytest.approx(moved, abs=0.005)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("method", ["moments", "window"])
+def test_cuda_equals_cpu(method: str) -> None:
+    x = values((3, 400), 0.0, 1.0).requires_grad_()
+    xc = x.detach().cuda().requires_grad_()
+    cpu = soft_histogram(x, 40, sigma=150.0, method=method)
+    gpu = soft_histogram(xc, 40, sigma=150.0, method=method)
+    assert gpu.device == xc.device
+    assert torch.allclose(gpu.cpu(), cpu, atol=1e-9)
+    cpu.sum().backward()
+    gpu.sum().backward()
+    assert torch.allclose(xc.grad.cpu(), x.grad, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"bins": 0}, r"^bins must be an integer >= 1, got 0$"),
+        ({"bins": 2.5}, r"^bins must be an integer >= 1, got 2.5$"),
+        ({"sigma": 0.0}, r"^sigma must be > 0, got 0.0$"),
+        ({"sigma": math.inf}, r"^sigma must be finite, got inf$"),
+        ({"min": 1.0, "max": 1.0}, r"^min must be < max, got min=1.0, max=1.0$"),
+        ({"kernel": "gauss"}, r"^kernel must be one of sigmoid, triangular; got 'gauss'$"),
+        ({"method": "fast"}, r"^method must be one of auto, moments, window; got 'fast'$"),
+        ({"block_size": 0}, r"^block_size must be >= 1, got 0$"),
+    ],
+)
+def test_bad_arguments_raise_one_clear_line(kwargs: dict, match: str) -> None:
+    args = {"bins": 10, "min": 0.0, "max": 1.0, "sigma": 100.0} | kwargs
+    with pytest.raises(ValueError, match=match):
+        soft_histogram(torch.rand(5), **args)
+
+
+def test_integer_input_is_refused() -> None:
+    with pytest.raises(ValueError, match="x must be a floating point tensor"):
+        soft_histogram(torch.arange(5), 4)
