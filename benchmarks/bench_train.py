@@ -72,7 +72,7 @@ def bare_loop(tiles: torch.Tensor, inputs: int, batch: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=15, help="timed steps per configuration")
-    parser.add_argument("--inputs", type=int, default=3200, help="images per trainer run")
+    parser.add_argument("--inputs", type=int, default=12800, help="images per trainer run")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
