@@ -11,6 +11,7 @@ import io
 import json
 import math
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -108,6 +109,9 @@ def write_status(
         "inputs": int(inputs),
         "wall_time": round(float(wall_time), 3),
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        # Who wrote it: a report can then tell a running job from one whose process was killed.
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
         **extra,
     }
     return write_json(Path(job_dir) / "status.json", data)
@@ -116,6 +120,22 @@ def write_status(
 def read_status(job_dir: str | os.PathLike) -> dict[str, Any] | None:
     """The job's ``status.json``, or None."""
     return read_json(Path(job_dir) / "status.json")
+
+
+def is_stopped(status: dict[str, Any]) -> bool:
+    """A ``running`` status whose writer, a process on this host, no longer exists (killed)."""
+    if status.get("status") != "running" or status.get("host") != socket.gethostname():
+        return False
+    pid = status.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def format_metric_rows(rows: Iterable[Mapping[str, Any]]) -> str:

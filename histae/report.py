@@ -46,7 +46,14 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter
 from PIL import Image, ImageDraw, ImageFont
 
-from histae.artifacts import STATUSES, read_json, read_metrics, read_status, write_text
+from histae.artifacts import (
+    STATUSES,
+    is_stopped,
+    read_json,
+    read_metrics,
+    read_status,
+    write_text,
+)
 from histae.plots import reconstruction_grid, save_figure, save_png
 
 log = logging.getLogger("histae.report")
@@ -82,7 +89,7 @@ _HEADINGS = {
 }
 
 # How the page summarises job states: "4 done, 1 failed, 2 running".
-_STATUS_ORDER = ("done", "diverged", "failed", "running", "pending")
+_STATUS_ORDER = ("done", "diverged", "failed", "running", "stopped", "pending")
 
 # Folder names the default config gives single runs and sweeps under outputs/.
 RUNS, SWEEPS = "runs", "sweeps"
@@ -100,7 +107,7 @@ class Job:
     path: Path
     name: str  # the folder relative to the sweep folder, with forward slashes
     overrides: dict[str, str]  # .hydra/overrides.yaml as key -> value, in the file's order
-    status: str  # done | failed | diverged | running | pending (no status.json yet)
+    status: str  # done | failed | diverged | running | stopped (killed) | pending (no status yet)
     error: str | None  # the first line of the error of a failed or diverged job
     updated: str | None  # when status.json was last written
     inputs: int | None
@@ -188,6 +195,10 @@ def load_job(job_dir: Path, sweep_dir: Path) -> Job:
     except (OSError, ValueError):
         rows = []
     state = status.get("status") if status.get("status") in STATUSES else "pending"
+    error = first_line(status.get("error"))
+    if is_stopped(status):  # killed mid-run (SIGKILL, preemption): say so, not "running"
+        state = "stopped"
+        error = f"process {status['pid']} exited without finishing; rerun the sweep to resume"
     inputs = status.get("inputs", rows[-1]["inputs"] if rows else None)
     wall_time = status.get("wall_time")
     if state == "done" and summary.get("images_per_second") is not None:
@@ -201,7 +212,7 @@ def load_job(job_dir: Path, sweep_dir: Path) -> Job:
         name=job_dir.relative_to(sweep_dir).as_posix(),
         overrides=read_overrides(job_dir),
         status=state,
-        error=first_line(status.get("error")),
+        error=error,
         updated=status.get("updated"),
         inputs=inputs,
         wall_time=wall_time,
@@ -689,7 +700,7 @@ tbody tr:nth-child(even) { background: #fafafa; }
 .swatch { display: inline-block; width: 0.9em; height: 0.9em; border-radius: 2px;
           vertical-align: middle; margin-right: 0.3em; }
 .done { color: #1a7f37; } .failed, .diverged { color: #c62828; font-weight: 600; }
-.running { color: #1565c0; } .pending { color: #777; }
+.running { color: #1565c0; } .pending { color: #777; } .stopped { color: #b26a00; }
 img { max-width: 100%; height: auto; image-rendering: pixelated; }
 .plots { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
 .plots img { max-width: min(100%, 720px); }

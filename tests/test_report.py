@@ -40,6 +40,7 @@ from histae.report import (
     plot_comparison,
     plot_histograms,
     refresh_outputs_index,
+    status_text,
     write_outputs_index,
     write_report,
 )
@@ -532,3 +533,19 @@ def test_real_sweep_with_a_failing_job_still_reports(tmp_path: Path) -> None:
     assert failed["error"].startswith("ValueError: trainer.batch_size=100000 is larger than")
     page = (sweep_dir / "index.html").read_text()
     assert "failed: ValueError: trainer.batch_size=100000" in page
+
+
+def test_a_killed_job_shows_as_stopped(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    sweep = make_sweep(tmp_path / "sweep")
+    job = next(p for p in sorted(sweep.iterdir()) if (p / "status.json").exists())
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that has exited
+    status = json.loads((job / "status.json").read_text())
+    status.update(status="running", error=None, pid=dead.pid)
+    (job / "status.json").write_text(json.dumps(status))
+    loaded = load_job(job, sweep)
+    assert loaded.status == "stopped"
+    assert f"process {dead.pid} exited" in status_text(loaded)

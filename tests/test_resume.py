@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from histae.artifacts import read_metrics, read_status
+from histae.artifacts import is_stopped, read_metrics, read_status
 from tests.conftest import ROOT, TINY
 
 # Two checkpoints (at 320 and 640 inputs): the kill lands between them.
@@ -69,6 +69,7 @@ def test_sigkill_between_checkpoints_then_rerun_is_bitwise_identical(tmp_path) -
     proc.wait()
     status = read_status(killed)
     assert status["status"] == "running"
+    assert is_stopped(status)  # the report can tell this job was killed, not still running
     checkpoint = torch.load(killed / "checkpoint.pt", weights_only=False)
     assert checkpoint["state"]["inputs"] == 320  # the kill came before the second checkpoint
     assert max(r["inputs"] for r in read_metrics(killed / "metrics.csv")) > 320
