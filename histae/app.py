@@ -32,10 +32,14 @@ def launcher_threads(hydra_cfg: DictConfig) -> int:
     """CPU threads per job when a parallel launcher runs several jobs on this machine (0: default).
 
     Under joblib each of ``n_jobs`` workers gets ``cores // n_jobs`` threads, so parallel jobs
-    share the cores instead of each spawning one thread per core and thrashing.
+    share the cores instead of each spawning one thread per core and thrashing. Under submitit,
+    a job gets the ``cpus_per_task`` it asked for, when it asked.
     """
     launcher = hydra_cfg.launcher
-    if "joblib" not in str(launcher.get("_target_", "")).lower():
+    target = str(launcher.get("_target_", "")).lower()
+    if "submitit" in target:
+        return int(launcher.get("cpus_per_task") or 0)
+    if "joblib" not in target:
         return 0
     cores = os.cpu_count() or 1
     n_jobs = int(launcher.get("n_jobs", -1))

@@ -32,6 +32,17 @@ def test_joblib_threads_share_the_cores() -> None:
         OmegaConf.create({"launcher": {"_target_": joblib, "n_jobs": 2}})
     ) == max(1, cores // 2)
     assert launcher_threads(OmegaConf.create({"launcher": {"_target_": joblib, "n_jobs": -1}})) == 1
+    submitit = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
+    assert (
+        launcher_threads(OmegaConf.create({"launcher": {"_target_": submitit, "cpus_per_task": 3}}))
+        == 3
+    )
+    assert (
+        launcher_threads(
+            OmegaConf.create({"launcher": {"_target_": submitit, "cpus_per_task": None}})
+        )
+        == 0
+    )
     basic = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
     assert launcher_threads(OmegaConf.create({"launcher": {"_target_": basic}})) == 0
 
