@@ -23,6 +23,9 @@ TEMP_SUFFIX = ".tmp"
 class NoSpaceError(OSError):
     """The disk is full: one line naming the folder and what the write needed."""
 
+    def __str__(self) -> str:
+        return str(self.strerror)
+
 
 @functools.cache
 def _umask() -> int:

@@ -49,6 +49,7 @@ GRID = "reconstructions.png"
 GRIDS = "reconstructions"
 HISTOGRAMS = "histograms.png"
 LOCK = ".lock"
+MULTIRUN = "multirun.yaml"  # Hydra's record of a sweep: marks a sweep folder, never a job's
 
 FILES: dict[str, str] = {
     METRICS: "one row per train average (split=train) and per validation (split=val)",
@@ -192,6 +193,8 @@ def _check_status(data: dict[str, Any]) -> dict[str, Any]:
     pid = data.get("pid")
     if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int)):
         raise Unreadable(STATUS, "pid is not a whole number")
+    if pid is not None and not 0 < pid < _MAX_PID:
+        raise Unreadable(STATUS, f"pid {pid} is not a process id")
     if data.get("error") is not None and not isinstance(data["error"], str):
         raise Unreadable(STATUS, "error is not text")
     return data
@@ -476,6 +479,11 @@ class JobDir:
         write_text(record / "overrides.yaml", yaml.safe_dump(overrides, default_flow_style=False))
 
 
+def read_status(job_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """A folder's status.json, or None if it is missing or unreadable."""
+    return JobDir(job_dir).read_status()
+
+
 def recorded_config(job_dir: str | os.PathLike) -> dict[str, Any] | None:
     """The job config a folder's job ran with (summary.json, else .hydra/config.yaml), or None."""
     job_dir = Path(job_dir)
@@ -489,7 +497,15 @@ def recorded_config(job_dir: str | os.PathLike) -> dict[str, Any] | None:
         data = yaml.safe_load((job_dir / HYDRA / "config.yaml").read_text(errors="replace"))
     except (OSError, yaml.YAMLError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    try:  # Hydra's record keeps interpolations; the summary's config is resolved
+        from omegaconf import OmegaConf
+
+        resolved = OmegaConf.to_container(OmegaConf.create(data), resolve=True)
+    except Exception:  # an interpolation that needs Hydra's context: compare as written
+        return data
+    return resolved if isinstance(resolved, dict) else None
 
 
 def finite_or_none(value: Any) -> float | None:
