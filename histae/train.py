@@ -435,6 +435,69 @@ def train(
         return run_job(cfg, job_dir, on_start)
 
 
+def next_batch(state: TrainState, tiles: Tensor, cfg: DictConfig, device: torch.device) -> Tensor:
+    """The next (B, C, H, W) float batch of this epoch's order; a new epoch when one is used up.
+
+    Derived from (seed, epoch, position) alone, so a resumed job picks up the same batch.
+    """
+    batch = cfg.trainer.batch_size
+    if state.position >= len(tiles) // batch:  # the last incomplete batch is dropped
+        state.epoch, state.position = state.epoch + 1, 0
+    order = epoch_order(len(tiles), cfg.trainer.seed, state.epoch)
+    index = order[state.position * batch : (state.position + 1) * batch]
+    state.position += 1
+    return to_float(tiles[index], device)
+
+
+def train_step(setup: Setup, x: Tensor) -> dict[str, Tensor]:
+    """One optimizer and scheduler step on (B, C, H, W) ``x``; the loss parts and pixel metrics."""
+    output, code = setup.model.reconstruct(x)
+    parts = setup.objective(output, code, x)
+    setup.optimizer.zero_grad(set_to_none=True)
+    parts["loss"].backward()
+    setup.optimizer.step()
+    setup.scheduler.step()
+    with torch.no_grad():  # hist_w1 sorts every pixel: validation-only, to keep steps cheap
+        parts.update(image_metrics(output, x, histogram=False))
+    return {k: v.detach().mean() for k, v in parts.items()}
+
+
+def validation(
+    job: JobDir, setup: Setup, state: TrainState, val: Tensor, cfg: DictConfig, config: dict
+) -> dict[str, float]:
+    """Validate, draw the job's pictures, checkpoint; the validation metrics row."""
+    metrics, recon = validate(setup, val)
+    state.rows.append({"inputs": state.inputs, "split": "val", **metrics})
+    state.next_val += cfg.trainer.val_every_inputs
+    job.write_metrics(state.rows)
+    count = min(cfg.trainer.val_images, len(val))
+    draw_validation(job, state, val, recon, count, describe(config))
+    if cfg.trainer.save_checkpoint:
+        save_job_checkpoint(job, setup, state, config)
+    job.write_status("running")
+    return metrics
+
+
+def summarize(
+    state: TrainState, setup: Setup, config: dict[str, Any], diverged: str | None
+) -> dict[str, Any]:
+    """summary.json's content: status, counters, speed, final rows, device, config."""
+    return {
+        "status": "diverged" if diverged else "done",
+        "inputs": state.inputs,
+        "steps": state.step,
+        "parameters": count_parameters(setup.model),
+        "wall_time": round(state.wall_time, 3),
+        "images_per_second": round(state.inputs / state.wall_time, 2) if state.wall_time else None,
+        "final": {
+            "train": next((r for r in reversed(state.rows) if r["split"] == "train"), None),
+            "val": next((r for r in reversed(state.rows) if r["split"] == "val"), None),
+        },
+        "device": str(setup.device),
+        "config": config,
+    }
+
+
 def run_job(
     cfg: DictConfig, job_dir: str | Path, on_start: Callable[[], None] | None = None
 ) -> dict[str, Any]:
@@ -459,15 +522,10 @@ def run_job(
     seed_everything(t.seed)
     setup = build_job(cfg)
     train_tiles, val_tiles = torch.from_numpy(setup.tiles.train), torch.from_numpy(setup.tiles.val)
-    steps_per_epoch = len(train_tiles) // t.batch_size  # the last incomplete batch is dropped
-    checkpoint = (
-        load_checkpoint(job.path / CHECKPOINT)
-        if t.resume and (job.path / CHECKPOINT).exists()
-        else None
-    )
+    resume_from = job.path / CHECKPOINT if t.resume and (job.path / CHECKPOINT).exists() else None
+    checkpoint = load_checkpoint(resume_from) if resume_from else None
     if checkpoint is not None:
         check_resumable(checkpoint, config, job.path / CHECKPOINT)
-    parameters, title = count_parameters(setup.model), describe(config)
 
     with job.recording(), stop_signals() as stop:
         # --- resume, or start
@@ -481,49 +539,32 @@ def run_job(
         job.write_metrics(state.rows)
         job.write_status("running")
         log.info(
-            f"[{name}] {parameters:,} parameters, {len(train_tiles)} train / {len(val_tiles)} "
-            f"validation tiles, {t.max_inputs} inputs on {setup.device}, {torch.get_num_threads()} threads"
+            f"[{name}] {count_parameters(setup.model):,} parameters, {len(train_tiles)} train / "
+            f"{len(val_tiles)} validation tiles, {t.max_inputs} inputs on {setup.device}, "
+            f"{torch.get_num_threads()} threads"
         )
         progress = Progress(t.max_inputs, state.inputs, name)
-        start, wall_before = time.perf_counter(), state.wall_time
-        order = epoch_order(len(train_tiles), t.seed, state.epoch)
-        diverged = None
+        start, wall_before, diverged = time.perf_counter(), state.wall_time, None
         setup.model.train()
         while state.inputs < t.max_inputs:
-            # --- batch: the next slice of this epoch's order
-            if state.position >= steps_per_epoch:
-                state.epoch, state.position = state.epoch + 1, 0
-                order = epoch_order(len(train_tiles), t.seed, state.epoch)
-            index = order[state.position * t.batch_size : (state.position + 1) * t.batch_size]
-            x = to_float(train_tiles[index], setup.device)
-
-            # --- step
+            # --- batch, step
+            x = next_batch(state, train_tiles, cfg, setup.device)
             lr = setup.optimizer.param_groups[0]["lr"]
-            output, code = setup.model.reconstruct(x)
-            parts = setup.objective(output, code, x)
-            setup.optimizer.zero_grad(set_to_none=True)
-            parts["loss"].backward()
-            setup.optimizer.step()
-            setup.scheduler.step()
-            with torch.no_grad():  # hist_w1 sorts every pixel: validation-only, to keep steps cheap
-                parts.update(image_metrics(output, x, histogram=False))
-            accumulate(state, {k: v.mean() for k, v in parts.items()}, len(x))
-            state.inputs, state.step, state.position = (
-                state.inputs + len(x),
-                state.step + 1,
-                state.position + 1,
-            )
+            accumulate(state, train_step(setup, x), len(x))
+            state.inputs, state.step = state.inputs + len(x), state.step + 1
+            state.wall_time = job.wall_time = wall_before + time.perf_counter() - start
+            job.inputs, end = state.inputs, state.inputs >= t.max_inputs
             progress.update(len(x))
 
-            # --- log: one row per ~log_every_inputs images; the only host sync of a step
-            end = state.inputs >= t.max_inputs
-            if state.inputs >= state.next_log or state.inputs >= state.next_val or end:
+            # --- log: a row per ~log_every_inputs images; the loop's only host sync
+            if state.inputs >= min(state.next_log, state.next_val) or end:
                 row = close_row(state, lr)
                 if not math.isfinite(row["loss"]):
-                    last = next(
-                        (r["loss"] for r in reversed(state.rows) if r["split"] == "train"), None
+                    last = next((r["loss"] for r in reversed(state.rows) if "lr" in r), None)
+                    diverged = (
+                        f"loss became {row['loss']} by step {state.step} ({state.inputs} "
+                        f"inputs); last finite loss {last}"
                     )
-                    diverged = f"loss became {row['loss']} by step {state.step} ({state.inputs} inputs); last finite loss {last}"
                     break
                 state.rows.append(row)
                 state.next_log += t.log_every_inputs * (state.inputs >= state.next_log)
@@ -535,22 +576,11 @@ def run_job(
                     )
 
             # --- validate and checkpoint every val_every_inputs and at the end
-            state.wall_time = job.wall_time = wall_before + time.perf_counter() - start
-            job.inputs = state.inputs
             if state.inputs >= state.next_val or end:
-                metrics, recon = validate(setup, val_tiles)
-                state.rows.append({"inputs": state.inputs, "split": "val", **metrics})
-                state.next_val += t.val_every_inputs
-                job.write_metrics(state.rows)
-                draw_validation(
-                    job, state, val_tiles, recon, min(t.val_images, len(val_tiles)), title
-                )
-                if t.save_checkpoint:
-                    save_job_checkpoint(job, setup, state, config)
-                job.write_status("running")
+                m = validation(job, setup, state, val_tiles, cfg, config)
                 log.info(
-                    f"[{name}] validation at {state.inputs} inputs: loss {metrics['loss']:.4g}, "
-                    f"pixel L1 {metrics['pixel_l1']:.4f}, PSNR {metrics['psnr']:.2f} dB"
+                    f"[{name}] validation at {state.inputs} inputs: loss {m['loss']:.4g}, "
+                    f"pixel L1 {m['pixel_l1']:.4f}, PSNR {m['psnr']:.2f} dB"
                 )
 
             # --- stop: SIGTERM / Ctrl-C checkpoint the step reached, then leave
@@ -561,22 +591,7 @@ def run_job(
         progress.close()
 
         # --- the ending
-        summary = {
-            "status": "diverged" if diverged else "done",
-            "inputs": state.inputs,
-            "steps": state.step,
-            "parameters": parameters,
-            "wall_time": round(state.wall_time, 3),
-            "images_per_second": round(state.inputs / state.wall_time, 2)
-            if state.wall_time > 0
-            else None,
-            "final": {
-                "train": next((r for r in reversed(state.rows) if r["split"] == "train"), None),
-                "val": next((r for r in reversed(state.rows) if r["split"] == "val"), None),
-            },
-            "device": str(setup.device),
-            "config": config,
-        }
+        summary = summarize(state, setup, config, diverged)
         job.write_summary(summary)
         if diverged:
             log.error(f"[{name}] diverged: {diverged}")
