@@ -19,16 +19,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from histae.config import register
+from histae.config import CONFIG_DIR, register
 from histae.hydra_compat import one_line_errors
 from histae.jobdir import HYDRA, STATUS, JobDir, JobStopped
 from histae.train import train
 
 log = logging.getLogger("histae")
-
-# conf/ sits beside the package in a checkout; an installed wheel carries it as histae/conf.
-_HERE = Path(__file__).resolve().parent
-CONFIG_DIR = str(_HERE.parent / "conf" if (_HERE.parent / "conf").is_dir() else _HERE / "conf")
 
 EXIT_FAILED, EXIT_DIVERGED = 1, 3
 
