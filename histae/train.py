@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,14 +33,17 @@ from histae.artifacts import (
 )
 from histae.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from histae.data import TileSet
+from histae.loggers import final_rows, job_hparams
 from histae.metrics import image_metrics
 from histae.model import count_parameters
 from histae.plots import plot_loss, reconstruction_grid, save_png
+from histae.progress import Progress, total_images
 
 log = logging.getLogger("histae")
 
-# Config keys that change where or how fast a job runs, not what it computes.
-RUNTIME_KEYS = ("trainer.resume", "trainer.device", "trainer.threads")
+# Config keys (or whole groups) that change where or how fast a job runs, or what else it reports
+# (logger), not what it computes.
+RUNTIME_KEYS = ("trainer.resume", "trainer.device", "trainer.threads", "logger")
 
 
 def build(node: DictConfig) -> Any:
@@ -113,8 +115,11 @@ def job_config(cfg: DictConfig) -> dict[str, Any]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
     for key in RUNTIME_KEYS:
-        group, name = key.split(".")
-        resolved.get(group, {}).pop(name, None)
+        group, _, name = key.partition(".")
+        if name:
+            resolved.get(group, {}).pop(name, None)
+        else:
+            resolved.pop(group, None)
     return resolved
 
 
@@ -172,12 +177,14 @@ def validate(
 
 def save_samples(
     job_dir: Path, inputs: int, originals: Tensor, reconstructions: Tensor, count: int
-) -> None:
+) -> np.ndarray | None:
     """reconstructions.png (and a copy named by inputs seen) and samples.npz for the report.
 
     samples.npz holds the first ``count`` validation images and their reconstructions, and the
     per-channel 256-bin colour histograms of all validation images and reconstructions (clamped).
+    Returns the (H, W, 3) uint8 grid of reconstructions.png (None when ``count`` is 0).
     """
+    grid = None
     if count:
         grid = reconstruction_grid(originals[:count].numpy(), reconstructions[:count].numpy())
         save_png(grid, job_dir / "reconstructions" / f"inputs-{inputs:09d}.png")
@@ -200,6 +207,7 @@ def save_samples(
         )
 
     atomic_write(job_dir / "samples.npz", write)
+    return grid
 
 
 def finished_summary(job_dir: Path, config: dict[str, Any]) -> dict[str, Any] | None:
@@ -292,6 +300,7 @@ def run_job(
         raise ValueError("the data has no validation tiles; add tiles or lower data.val_every")
     model.to(device)
     criterion = build(cfg.loss).to(device)
+    open_logger = build(cfg.logger)  # a missing logger package fails here, before training
     optimizer = build(cfg.optimizer)(model.parameters())
     scheduler = build(cfg.scheduler)(optimizer)
     train_tiles = torch.from_numpy(tiles.train)
@@ -330,7 +339,6 @@ def run_job(
         f"[{name}] {parameters:,} parameters, {len(train_tiles)} train / {len(val_tiles)} "
         f"validation tiles, {t.max_inputs} inputs on {device}"
     )
-    progress = Progress(t.max_inputs, state["inputs"], name)
     start = time.perf_counter()
     wall_before = state["wall_time"]
     write_status(job_dir, "running", state["inputs"], wall_before)
@@ -354,74 +362,81 @@ def run_job(
         write_status(job_dir, "running", state["inputs"], state["wall_time"])
 
     diverged: str | None = None
-    while state["inputs"] < t.max_inputs:
-        # --- batch: the next slice of this epoch's order
-        if state["position"] >= steps_per_epoch:
-            state["epoch"] += 1
-            state["position"] = 0
-            order = epoch_order(len(train_tiles), t.seed, state["epoch"])
-        index = order[state["position"] * t.batch_size : (state["position"] + 1) * t.batch_size]
-        x = to_float(train_tiles[index], device)
+    with (
+        Progress(total_images(t.max_inputs, t.batch_size), state["inputs"], name) as progress,
+        open_logger(
+            job_dir, job_hparams(cfg), state["inputs"], type(optimizer).__name__
+        ) as experiment_logger,
+    ):
+        while state["inputs"] < t.max_inputs:
+            # --- batch: the next slice of this epoch's order
+            if state["position"] >= steps_per_epoch:
+                state["epoch"] += 1
+                state["position"] = 0
+                order = epoch_order(len(train_tiles), t.seed, state["epoch"])
+            index = order[state["position"] * t.batch_size : (state["position"] + 1) * t.batch_size]
+            x = to_float(train_tiles[index], device)
 
-        # --- step
-        lr = optimizer.param_groups[0]["lr"]
-        output, parts = loss_parts(model, criterion, x, t.code_reg_weight)
-        if not torch.isfinite(parts["loss"]):
-            diverged = (
-                f"loss became {parts['loss'].item()} at step {state['step'] + 1} "
-                f"({state['inputs']} inputs); last finite loss {state['last_finite_loss']}"
-            )
-            break
-        optimizer.zero_grad(set_to_none=True)
-        parts["loss"].backward()
-        optimizer.step()
-        scheduler.step()
-        state["inputs"] += len(x)
-        state["step"] += 1
-        state["position"] += 1
-        state["last_finite_loss"] = parts["loss"].item()
-        progress.update(len(x))
-
-        # --- log: train scalars averaged over about log_every_inputs images
-        with torch.no_grad():  # hist_w1 sorts every pixel: validation-only, to keep steps cheap
-            metrics = {k: v.mean().item() for k, v in image_metrics(output, x, False).items()}
-        window = state["window"]
-        for key, value in (*((k, v.item()) for k, v in parts.items()), *metrics.items()):
-            window[key] = window.get(key, 0.0) + value * len(x)
-        state["window_inputs"] += len(x)
-        if state["inputs"] >= state["next_log"] or state["inputs"] >= t.max_inputs:
-            row = {k: v / state["window_inputs"] for k, v in window.items()}
-            state["rows"].append({"inputs": state["inputs"], "split": "train", "lr": lr, **row})
-            state["window"], state["window_inputs"] = {}, 0
-            state["next_log"] += t.log_every_inputs
-            write_text(job_dir / "metrics.csv", format_metric_rows(state["rows"]))
-            if not progress.interactive:
-                log.info(
-                    f"[{name}] {state['inputs']}/{t.max_inputs} inputs, loss {row['loss']:.4g}"
+            # --- step
+            lr = optimizer.param_groups[0]["lr"]
+            output, parts = loss_parts(model, criterion, x, t.code_reg_weight)
+            if not torch.isfinite(parts["loss"]):
+                diverged = (
+                    f"loss became {parts['loss'].item()} at step {state['step'] + 1} "
+                    f"({state['inputs']} inputs); last finite loss {state['last_finite_loss']}"
                 )
+                break
+            optimizer.zero_grad(set_to_none=True)
+            parts["loss"].backward()
+            optimizer.step()
+            scheduler.step()
+            state["inputs"] += len(x)
+            state["step"] += 1
+            state["position"] += 1
+            state["last_finite_loss"] = parts["loss"].item()
 
-        # --- validate and checkpoint every val_every_inputs and at the end
-        if state["inputs"] >= state["next_val"] or state["inputs"] >= t.max_inputs:
-            val_metrics, reconstructions = validate(
-                model, criterion, val_tiles, t.code_reg_weight, 256, device
-            )
-            state["rows"].append({"inputs": state["inputs"], "split": "val", **val_metrics})
-            state["next_val"] += t.val_every_inputs
-            write_text(job_dir / "metrics.csv", format_metric_rows(state["rows"]))
-            save_samples(
-                job_dir,
-                state["inputs"],
-                val_tiles.float() / 255.0,
-                reconstructions,
-                min(t.val_images, len(val_tiles)),
-            )
-            plot_loss(state["rows"], job_dir / "loss.png", title=name)
-            checkpoint_now()
-            log.info(
-                f"[{name}] validation at {state['inputs']} inputs: loss {val_metrics['loss']:.4g}, "
-                f"pixel L1 {val_metrics['pixel_l1']:.4f}, PSNR {val_metrics['psnr']:.2f} dB"
-            )
-    progress.close()
+            # --- log: train scalars averaged over about log_every_inputs images
+            with torch.no_grad():  # hist_w1 sorts every pixel: validation-only, to keep steps cheap
+                metrics = {k: v.mean().item() for k, v in image_metrics(output, x, False).items()}
+            window = state["window"]
+            for key, value in (*((k, v.item()) for k, v in parts.items()), *metrics.items()):
+                window[key] = window.get(key, 0.0) + value * len(x)
+            state["window_inputs"] += len(x)
+            if state["inputs"] >= state["next_log"] or state["inputs"] >= t.max_inputs:
+                row = {k: v / state["window_inputs"] for k, v in window.items()}
+                state["rows"].append({"inputs": state["inputs"], "split": "train", "lr": lr, **row})
+                state["window"], state["window_inputs"] = {}, 0
+                state["next_log"] += t.log_every_inputs
+                write_text(job_dir / "metrics.csv", format_metric_rows(state["rows"]))
+                experiment_logger.log_row(state["rows"][-1])
+                progress.update(0, loss=row["loss"])  # the bar shows the latest row's loss
+            progress.update(len(x))
+
+            # --- validate and checkpoint every val_every_inputs and at the end
+            if state["inputs"] >= state["next_val"] or state["inputs"] >= t.max_inputs:
+                val_metrics, reconstructions = validate(
+                    model, criterion, val_tiles, t.code_reg_weight, 256, device
+                )
+                state["rows"].append({"inputs": state["inputs"], "split": "val", **val_metrics})
+                state["next_val"] += t.val_every_inputs
+                write_text(job_dir / "metrics.csv", format_metric_rows(state["rows"]))
+                experiment_logger.log_row(state["rows"][-1])
+                grid = save_samples(
+                    job_dir,
+                    state["inputs"],
+                    val_tiles.float() / 255.0,
+                    reconstructions,
+                    min(t.val_images, len(val_tiles)),
+                )
+                if grid is not None:
+                    experiment_logger.log_image(state["inputs"], grid)
+                plot_loss(state["rows"], job_dir / "loss.png", title=name)
+                checkpoint_now()
+                log.info(
+                    f"[{name}] validation at {state['inputs']} inputs: loss {val_metrics['loss']:.4g}, "
+                    f"pixel L1 {val_metrics['pixel_l1']:.4f}, PSNR {val_metrics['psnr']:.2f} dB"
+                )
+        experiment_logger.log_final(final_rows(state["rows"]))
 
     # --- final artifacts
     wall_time = wall_before + time.perf_counter() - start
@@ -434,10 +449,7 @@ def run_job(
         "parameters": parameters,
         "wall_time": round(wall_time, 3),
         "images_per_second": round(state["inputs"] / wall_time, 2) if wall_time > 0 else None,
-        "final": {
-            "train": next((r for r in reversed(rows) if r["split"] == "train"), None),
-            "val": next((r for r in reversed(rows) if r["split"] == "val"), None),
-        },
+        "final": final_rows(rows),
         "device": str(device),
         "config": config,
     }
@@ -449,26 +461,6 @@ def run_job(
         write_status(job_dir, "done", state["inputs"], wall_time)
         log.info(f"[{name}] done in {trained_now:.1f} s; results in {job_dir}")
     return summary
-
-
-class Progress:
-    """A tqdm bar on a terminal; nothing (the loop logs lines instead) otherwise."""
-
-    def __init__(self, total: int, initial: int, name: str) -> None:
-        self.interactive = sys.stdout.isatty()
-        self.bar = None
-        if self.interactive:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=initial, unit="img", desc=name, leave=False)
-
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 __all__ = ["train"]
