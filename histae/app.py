@@ -80,13 +80,14 @@ def _main(cfg: DictConfig) -> float | None:
             status = status or {}
             wall = float(status.get("wall_time", 0.0)) + time.perf_counter() - start
             write_status(job_dir, "failed", status.get("inputs", 0), wall, error=error_line(err))
-        log.error(f"[{job_dir.name}] failed: {error_line(err)}")
         if hydra_cfg.mode == RunMode.RUN and os.environ.get("HYDRA_FULL_ERROR") != "1":
-            # Hydra would print a trimmed traceback; one line says it better.
+            # Hydra would print a trimmed traceback; one line says it better, and only once:
+            # no log line repeating it (status.json records it).
             sys.stderr.write(f"histae: error: {condense(err)}\n")
             raise JobFailed(
                 job_dir, fresh=before is None and not (job_dir / "metrics.csv").exists()
             ) from err
+        log.error(f"[{job_dir.name}] failed: {error_line(err)}")
         raise
     if hydra_cfg.mode == RunMode.RUN:
         # A sweep's jobs get these from the sweep report; a single run makes its own.
@@ -94,9 +95,18 @@ def _main(cfg: DictConfig) -> float | None:
 
         if (job_dir / "samples.npz").is_file():
             plot_histograms(job_dir / "samples.npz", job_dir / "histograms.png", title=job_dir.name)
-        refresh_outputs_index(job_dir)
+        index = refresh_outputs_index(job_dir)
+        log.info(result_paths(job_dir, index))
     final = summary.get("final", {}).get("val") or {}
     return final.get("loss")
+
+
+def result_paths(job_dir: Path, index: Path | None) -> str:
+    """The last line of a single run: where to look at it (its page, else its folder) and
+    ``outputs/index.html`` (when the run is in the default layout)."""
+    page = job_dir / "index.html"
+    line = f"[{job_dir.name}] results: {page if page.is_file() else job_dir}"
+    return line + (f"; all runs: {index}" if index is not None else "")
 
 
 def save_hydra_record(cfg: DictConfig, hydra_cfg: DictConfig, job_dir: Path) -> None:

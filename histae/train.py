@@ -42,8 +42,8 @@ from histae.progress import Progress, total_images
 log = logging.getLogger("histae")
 
 # Config keys (or whole groups) that change where or how fast a job runs, or what else it reports
-# (logger), not what it computes.
-RUNTIME_KEYS = ("trainer.resume", "trainer.device", "trainer.threads", "logger")
+# (logger), not what it computes; an experiment's `sweep` describes the whole sweep, not the job.
+RUNTIME_KEYS = ("trainer.resume", "trainer.device", "trainer.threads", "logger", "sweep")
 
 
 def build(node: DictConfig) -> Any:

@@ -6,6 +6,7 @@
   ``on_multirun_end`` callbacks once a job has raised, so the report cannot hang on a callback.
 """
 
+import copy
 import logging
 import re
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from histae.artifacts import error_line
 
@@ -38,6 +39,46 @@ ConfigStore.instance().store(
 )
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9.,+\-]+")
+
+
+# Images per second of one job on a CPU (README, Performance: ~440 on 2 cores), for the notice.
+CPU_IMAGES_PER_SECOND = 400.0
+
+
+def _duration(seconds: float) -> str:
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def sweep_notice(
+    name: str, budgets: Sequence[int], data: str, on_cpu: bool, rate: float = CPU_IMAGES_PER_SECOND
+) -> str:
+    """What a sweep is about to do, said before it starts.
+
+    ``sweep_notice("histloss", [500_000] * 9, "rpg_tiles", True)`` ->
+    ``"histloss: 9 jobs x 500,000 images on data=rpg_tiles; on a CPU about 3h08m
+    (21 min a job at ~400 img/s)"``. ``budgets`` are the jobs' ``trainer.max_inputs``.
+    """
+    jobs = len(budgets)
+    if len(set(budgets)) == 1:
+        size = f"{jobs} job{'s' * (jobs != 1)} x {budgets[0]:,} images"
+    else:
+        size = f"{jobs} jobs, {sum(budgets):,} images in all"
+    text = f"{name}: {size} on data={data}"
+    if not on_cpu or not budgets:
+        return text
+    total = sum(budgets) / rate
+    each = f"{_duration(total / jobs)} a job at ~{rate:,.0f} img/s"
+    return f"{text}; on a CPU about {_duration(total)} ({each})"
+
+
+def job_budgets(jobs: Sequence[Sequence[str]], default: int) -> list[int]:
+    """Each job's ``trainer.max_inputs``: its override if it has one, else ``default``."""
+    budgets = []
+    for job in jobs:
+        values = dict(_split(o) for o in job)
+        budgets.append(int(values.get("trainer.max_inputs", default)))
+    return budgets
 
 
 class SweepFailed(Exception):
@@ -119,7 +160,8 @@ class HistaeSweeper(BasicSweeper):
                 parser.parse_overrides(params), self.max_batch_size
             )
             sweep_dir.mkdir(parents=True, exist_ok=True)
-            OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+            OmegaConf.save(self._record(), sweep_dir / "multirun.yaml")
+            log.info(self._notice())
             returns: list[Sequence[JobReturn]] = []
             failed: list[str] = []
             initial_job_idx = 0
@@ -142,6 +184,34 @@ class HistaeSweeper(BasicSweeper):
                 f"see {sweep_dir}"
             )
         return returns
+
+    def _record(self) -> DictConfig:
+        """The config for multirun.yaml, with the sweep's params as they ran: an experiment
+        interpolates them from its top-level ``sweep`` key, and readers of the file (the report)
+        should not need to resolve that."""
+        assert self.config is not None
+        record = copy.deepcopy(self.config)
+        with read_write(record), open_dict(record):
+            record.hydra.sweeper.params = dict(self.params)
+        return record
+
+    def _notice(self) -> str:
+        """:func:`sweep_notice` for this sweep: its experiment, jobs, budgets, data and device."""
+        assert self.config is not None and self.overrides is not None
+        choices = self.config.hydra.runtime.choices
+        trainer = self.config.trainer
+        device = str(trainer.device)
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        jobs = [job for batch in self.overrides for job in batch]
+        return sweep_notice(
+            str(choices.get("experiment") or "sweep"),
+            job_budgets(jobs, int(trainer.max_inputs)),
+            str(choices.get("data")),
+            on_cpu=device == "cpu",
+        )
 
     @staticmethod
     def _write_report(sweep_dir: Path) -> None:
