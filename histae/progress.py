@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import math
 import sys
-import time
 from contextlib import ExitStack
+from time import perf_counter
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -115,7 +115,7 @@ class Progress:
         self.loss: float | None = None
         self.file = file if file is not None else sys.stderr  # where tqdm draws
         self.interactive = self.file.isatty() if interactive is None else interactive
-        self.start = time.perf_counter()
+        self.start = perf_counter()
         self._last_line = (initial, self.start)  # images and time of the last off-TTY line
         self._closed = False
         self._stack = ExitStack()
@@ -139,7 +139,7 @@ class Progress:
 
     def rate(self) -> float | None:
         """Images per second of this run so far; None before its first image."""
-        elapsed = time.perf_counter() - self.start
+        elapsed = perf_counter() - self.start
         trained = self.done - self.initial
         return trained / elapsed if trained > 0 and elapsed > 0 else None
 
@@ -161,7 +161,7 @@ class Progress:
         last_done, last_time = self._last_line
         due = (
             self.done - last_done >= LINE_EVERY_FRACTION * self.total
-            or time.perf_counter() - last_time >= LINE_EVERY_SECONDS
+            or perf_counter() - last_time >= LINE_EVERY_SECONDS
             or self.done >= self.total
         )
         if images and due:
@@ -169,7 +169,7 @@ class Progress:
 
     def _emit(self) -> None:
         log.info(self.line())
-        self._last_line = (self.done, time.perf_counter())
+        self._last_line = (self.done, perf_counter())
 
     def close(self) -> None:
         """Close the bar (its last state stays on screen) and restore console logging; off a
