@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -147,3 +148,27 @@ def test_without_tensorboard_one_line_before_training(
     assert captured.err == f"histae: error: {MISSING_TENSORBOARD}\n"
     assert MISSING_TENSORBOARD not in captured.out  # printed once, not also as a log line
     assert not run_dir.exists()  # nothing trained, nothing left
+
+
+@pytest.mark.slow
+def test_a_killed_and_resumed_job_shows_each_step_once(tmp_path: Path) -> None:
+    """SIGKILL past the first checkpoint, rerun: the events match metrics.csv step for step."""
+    pytest.importorskip("tensorboard")
+    from tests.test_resume import JOB, histae, train_rows_past, wait_for
+
+    run_dir = tmp_path / "killed"
+    job = [*JOB, "logger=tensorboard", f"hydra.run.dir={run_dir}"]
+    proc = histae(*job)
+    wait_for(lambda: train_rows_past(run_dir, 320), proc)  # the checkpoint is at 320 inputs
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert histae(*job).wait() == 0
+
+    events = read_events(run_dir)
+    rows = read_metrics(run_dir / "metrics.csv")
+    for split, tag in (("train", "train_loss"), ("val", "validation_loss")):
+        expected = [(r["inputs"], r["loss"]) for r in rows if r["split"] == split]
+        got = [(e.step, e.value) for e in events.Scalars(tag)]
+        assert [s for s, _ in got] == [s for s, _ in expected]
+        np.testing.assert_allclose([v for _, v in got], [v for _, v in expected], rtol=1e-5)
+    assert [i.step for i in events.Images("validation_reconstruction")] == [320, 640]
