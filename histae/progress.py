@@ -2,8 +2,9 @@
 
 On a TTY: one tqdm bar per job, counting images up to the real number the job will see, with the
 latest train loss beside it; log lines print above the bar (tqdm's logging redirection), never
-glued onto it. Off a TTY (a log file, a launcher's worker, CI): a line every tenth of the job or
-every minute, whichever comes first, and one at the end::
+glued onto it. Off a TTY (a log file, CI) or in a pool's worker process (jobs run in parallel by
+joblib): a line every tenth of the job or every minute, whichever comes first, and one at the
+end::
 
     [bins-100_sigma-50] 12,000/48,000 images, 410 img/s, ETA 1m28s, loss 24.3
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import sys
 from contextlib import ExitStack
 from time import perf_counter
@@ -114,7 +116,11 @@ class Progress:
         self.name = name
         self.loss: float | None = None
         self.file = file if file is not None else sys.stderr  # where tqdm draws
-        self.interactive = self.file.isatty() if interactive is None else interactive
+        if interactive is None:
+            # A pool's worker (joblib's parallel jobs) shares the terminal with its siblings,
+            # whose bars would overwrite each other on the same line: it writes lines instead.
+            interactive = self.file.isatty() and multiprocessing.parent_process() is None
+        self.interactive = interactive
         self.start = perf_counter()
         self._last_line = (initial, self.start)  # images and time of the last off-TTY line
         self._closed = False

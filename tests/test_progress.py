@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import io
 import logging
 import os
 import pty
@@ -96,6 +97,23 @@ def test_off_tty_line_after_a_minute_and_at_close(monkeypatch, caplog) -> None:
         "[slow] 20/1",
         "[slow] 30/1",
     ]
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_bar_on_a_terminal_but_lines_in_a_pool_worker(monkeypatch) -> None:
+    terminal = FakeTerminal()
+    with Progress(64, name="job", file=terminal) as p:
+        assert p.interactive and p.bar is not None
+        p.update(64, loss=3.0)
+    assert "64/64" in terminal.getvalue() and "loss 3" in terminal.getvalue()
+    # joblib's workers share the terminal: their bars would overwrite each other
+    monkeypatch.setattr(progress_module.multiprocessing, "parent_process", lambda: object())
+    with Progress(64, name="job", file=FakeTerminal()) as p:
+        assert not p.interactive and p.bar is None
 
 
 def run_in_pty(args: list[str], cwd: Path, timeout: float = 900.0) -> tuple[int, str]:
