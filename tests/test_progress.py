@@ -188,10 +188,14 @@ def test_bar_in_a_real_terminal(tmp_path: Path) -> None:
 def test_sweep_notice() -> None:
     assert sweep_notice("histloss", [500_000] * 9, "rpg_tiles", on_cpu=True) == (
         "histloss: 9 jobs x 500,000 images on data=rpg_tiles; "
-        "on a CPU about 3h08m (21 min a job at ~400 img/s)"
+        "on a CPU about 3h08m (about 21 min a job at ~400 img/s)"
     )
     assert sweep_notice("sweep", [48_000, 96_000], "procedural", on_cpu=False) == (
         "sweep: 2 jobs, 144,000 images in all on data=procedural"
+    )
+    assert sweep_notice("sweep", [192] * 4, "procedural", on_cpu=True) == (
+        "sweep: 4 jobs x 192 images on data=procedural; "
+        "on a CPU under a minute (under a minute a job at ~400 img/s)"
     )
     assert job_budgets([["loss.bins=50"], ["trainer.max_inputs=100", "loss.bins=50"]], 7) == [
         7,

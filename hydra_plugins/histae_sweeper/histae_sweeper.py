@@ -46,8 +46,11 @@ CPU_IMAGES_PER_SECOND = 400.0
 
 
 def _duration(seconds: float) -> str:
-    minutes = max(1, round(seconds / 60))
-    return f"{minutes} min" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+    """``20`` -> ``under a minute``, ``1250`` -> ``about 21 min``, ``11250`` -> ``about 3h08m``."""
+    if seconds < 60:
+        return "under a minute"
+    minutes = round(seconds / 60)
+    return f"about {minutes} min" if minutes < 60 else f"about {minutes // 60}h{minutes % 60:02d}m"
 
 
 def sweep_notice(
@@ -57,7 +60,7 @@ def sweep_notice(
 
     ``sweep_notice("histloss", [500_000] * 9, "rpg_tiles", True)`` ->
     ``"histloss: 9 jobs x 500,000 images on data=rpg_tiles; on a CPU about 3h08m
-    (21 min a job at ~400 img/s)"``. ``budgets`` are the jobs' ``trainer.max_inputs``.
+    (about 21 min a job at ~400 img/s)"``. ``budgets`` are the jobs' ``trainer.max_inputs``.
     """
     jobs = len(budgets)
     if len(set(budgets)) == 1:
@@ -69,7 +72,7 @@ def sweep_notice(
         return text
     total = sum(budgets) / rate
     each = f"{_duration(total / jobs)} a job at ~{rate:,.0f} img/s"
-    return f"{text}; on a CPU about {_duration(total)} ({each})"
+    return f"{text}; on a CPU {_duration(total)} ({each})"
 
 
 def job_budgets(jobs: Sequence[Sequence[str]], default: int) -> list[int]:
