@@ -365,7 +365,10 @@ def run_job(
     with (
         Progress(total_images(t.max_inputs, t.batch_size), state["inputs"], name) as progress,
         open_logger(
-            job_dir, job_hparams(cfg), state["inputs"], type(optimizer).__name__
+            job_dir,
+            hparams=job_hparams(cfg),
+            resume_from=state["inputs"],
+            optimizer=type(optimizer).__name__,
         ) as experiment_logger,
     ):
         while state["inputs"] < t.max_inputs:

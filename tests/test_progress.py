@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from histae import progress as progress_module
 from histae.progress import Progress, format_duration, progress_line, total_images
@@ -209,3 +210,26 @@ def test_cfg_job_shows_the_sweep(experiment: str, run_cli, capsys) -> None:
     out = capsys.readouterr().out
     assert "\nsweep:\n" in out
     assert ("loss.bins: 100,200,50" in out) != (experiment == "histloss_losses")
+
+
+def test_an_experiment_says_what_it_will_run_before_it_starts(tmp_path: Path, run_cli, capsys):
+    """The 9 jobs come from the experiment's top-level ``sweep`` key; multirun.yaml records
+    them as they ran. (Every job stops at its config check, so nothing trains.)"""
+    sweep_dir = tmp_path / "sweep"
+    code = run_cli(
+        "+experiment=histloss",
+        "data=procedural",
+        "trainer.batch_size=0",
+        "trainer.device=cpu",  # the time estimate is for a CPU
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    assert code == 1
+    out = capsys.readouterr().out
+    notice = "histloss: 9 jobs x 500,000 images on data=procedural; on a CPU about 3h08m"
+    assert notice in out
+    assert out.index(notice) < out.index("Launching 9 jobs")
+    recorded = OmegaConf.load(sweep_dir / "multirun.yaml").hydra.sweeper.params
+    assert OmegaConf.to_container(recorded) == {
+        "loss.bins": "100,200,50",
+        "loss.sigma": "100,200,50",
+    }
