@@ -89,12 +89,13 @@ def _main(cfg: DictConfig) -> float | None:
             ) from err
         raise
     if hydra_cfg.mode == RunMode.RUN:
-        # A sweep's jobs get these from the sweep report; a single run makes its own.
-        from histae.report import plot_histograms, refresh_outputs_index
+        # A single run's page (a sweep's job pages are part of the sweep report).
+        from histae.plots import plot_histograms
+        from histae.report import write_job_page
 
         if (job_dir / "samples.npz").is_file():
             plot_histograms(job_dir / "samples.npz", job_dir / "histograms.png", title=job_dir.name)
-        refresh_outputs_index(job_dir)
+        write_job_page(job_dir)
     final = summary.get("final", {}).get("val") or {}
     return final.get("loss")
 
