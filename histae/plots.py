@@ -90,13 +90,15 @@ def reconstruction_grid(
         pairs.append(tile_grid(to_uint8(np.concatenate(padded)), cols=cols, scale=scale))
     if not labelled:
         return np.concatenate(pairs) if pairs else np.zeros((0, 0, 3), np.uint8)
-    gap, margin = 2 * scale, 26 * scale
+    font = _font(max(9, 3 * scale))
+    gap = 2 * scale
+    margin = int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength("reconstruction", font=font))
+    margin += 2 * scale + 4
     row_h = originals.shape[2] * scale
     width = margin + cols * originals.shape[3] * scale
     height = len(pairs) * (2 * row_h + gap) - gap
     canvas = Image.new("RGB", (width, max(height, 1)), "#9e9e9e")
     draw = ImageDraw.Draw(canvas)
-    font = _font(max(8, 3 * scale))
     for i, pair in enumerate(pairs):
         y = i * (2 * row_h + gap)
         canvas.paste(Image.fromarray(pair), (margin, y))

@@ -53,8 +53,9 @@ def _draw(ax: plt.Axes, settings: Sequence[Setting], key: str) -> dict[str, dict
             drawn.setdefault(setting.label, {})[split] = (x, mean, low, high)
             if split == "train":
                 ax.plot(x, mean, "-", color=setting.color, linewidth=1.3)
-            else:
-                ax.plot(x, mean, "o", color=setting.color, markersize=5, markeredgecolor="white")
+            else:  # a metric measured only at validation gets a thin line to follow
+                style = "o" if "train" in drawn[setting.label] else "o:"
+                ax.plot(x, mean, style, color=setting.color, markersize=5, markeredgecolor="white")
             if len(setting.jobs) > 1:
                 ax.fill_between(x, low, high, color=setting.color, alpha=0.15, linewidth=0)
     ax.set_xlabel("inputs seen")
