@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from histae.atomic import write_text
-from histae.labels import REPLICATE_KEY, describe_config, short_keys
+from histae.labels import describe_config, short_keys
 from histae.plots import save_png
 from histae.report import layout
 from histae.report.comparisons import plot_heatmaps, plot_marginals, plot_parallel
@@ -87,11 +87,7 @@ def write_report(sweep_dir: str | os.PathLike, lead: str = DEFAULT_LEAD) -> Path
     metrics = lead_metrics(settings) or [lead_m]
     if lead_m not in metrics:
         metrics.insert(0, lead_m)
-    keys = [
-        k
-        for k in (jobs[0].setting if jobs else {})
-        if not (k == REPLICATE_KEY and len(settings) < len(jobs))
-    ]
+    keys = list(jobs[0].setting) if jobs else []  # the swept keys, seeds aside
     short = short_keys(keys)
     overrides = read_sweep_overrides(sweep_dir)
     command = "python -m histae -m " + " ".join(overrides) if overrides else ""
