@@ -134,7 +134,8 @@ def job_page(job: Job, page_dir: Path, links: Mapping[str, str] | None = None) -
 
     title = describe_config(job.config) or job.label or job.name
     body = [f"<h1>{esc(title)}</h1>"]
-    meta = [f'<span class="{esc(job.state)}">{esc(job.status_text)}</span>']
+    state_class = "collapsed" if job.collapsed else job.state
+    meta = [f'<span class="{esc(state_class)}">{esc(job.status_text)}</span>']
     meta.append(f"folder <code>{esc(job.path)}</code>")
     if job.record.inputs is not None:
         meta.append(f"{job.record.inputs:,} inputs")
