@@ -184,11 +184,13 @@ def plot_parallel(
         drawn[setting.label] = [*ys, value]
         color = cmap(scaled) if np.isfinite(value) else "lightgrey"
         ax.plot(range(len(keys) + 1), [*ys, scaled], "-o", color=color, alpha=0.8)
+    label = {"fontsize": 8, "va": "center", "textcoords": "offset points", "xytext": (7, 0)}
+    label["bbox"] = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8}
     for i, key in enumerate(keys):
         for j, value in enumerate(positions[key]):
-            ax.text(i, j / max(1, len(positions[key]) - 1), f" {value}", fontsize=8, va="center")
-    ax.text(len(keys), 0, f" {lo:.4g}", fontsize=8, va="center")
-    ax.text(len(keys), 1, f" {hi:.4g}", fontsize=8, va="center")
+            ax.annotate(value, (i, j / max(1, len(positions[key]) - 1)), **label)
+    ax.annotate(f"{lo:.4g}", (len(keys), 0), **label)
+    ax.annotate(f"{hi:.4g}", (len(keys), 1), **label)
     ax.set_xticks(range(len(keys) + 1), [short.get(k, k) for k in keys] + [metric.label])
     ax.set_yticks([])
     ax.grid(True, axis="x", alpha=0.5)
