@@ -246,10 +246,12 @@ def test_heatmap_cells_equal_the_table(sweep: Path, tmp_path: Path) -> None:
     table = {
         (r["loss.bins"], r["loss.sigma"]): r for r in read_csv(report_files(sweep) / "results.csv")
     }
+    assert set(drawn) == {"hist_w1", "psnr", "hist_tv", "loss"}  # and the raw loss, unranked
     for key, m in drawn.items():
         assert (m.rows, m.cols) == (["50", "200"], ["50", "100"])
+        column = "raw_loss" if key == "loss" else key
         for (i, j), value in np.ndenumerate(m.mean):
-            assert value == pytest.approx(float(table[(m.rows[i], m.cols[j])][key]), rel=1e-5)
+            assert value == pytest.approx(float(table[(m.rows[i], m.cols[j])][column]), rel=1e-5)
     assert drawn["hist_w1"].mean[0, 0] == pytest.approx(0.10)
     # hist_tv from the raw loss: 3072/bins * 0.5 * 0.99 -> 0.5 * 0.99 / 2 at every bins.
     np.testing.assert_allclose(drawn["hist_tv"].mean, 0.2475)

@@ -17,7 +17,7 @@ import numpy as np
 
 from histae.labels import value_key
 from histae.plots import save_figure
-from histae.report.measures import Metric
+from histae.report.measures import RAW_LOSS, Metric
 from histae.report.settings import Setting, final_value
 
 
@@ -64,20 +64,29 @@ def plot_heatmaps(
     short: Mapping[str, str],
     path: str | os.PathLike,
     title: str = "",
+    raw: bool = True,
 ) -> dict[str, Matrix]:
     """heatmaps.png: one heatmap per metric, rows ``keys[0]``'s values, columns ``keys[1]``'s.
 
     Each cell prints the mean (and ``± std, n seeds`` with replicates); the best cell is boxed.
+    With ``raw``, a last grey panel shows the raw loss, unranked, so its scale effect is seen
+    beside the metrics that compare.
     """
     drawn: dict[str, Matrix] = {}
-    n = max(1, len(metrics))
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.9), squeeze=False, layout="constrained")
-    for ax, metric in zip(axes[0], metrics, strict=False):
+    panels = [*metrics, RAW_LOSS] if raw else list(metrics)
+    cols = min(3, max(1, len(panels)))  # at most three across, so the numbers stay readable
+    rows = -(-max(1, len(panels)) // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False, layout="constrained"
+    )
+    for ax in axes.flat[len(panels) :]:
+        ax.set_axis_off()
+    for ax, metric in zip(axes.flat, panels, strict=False):
         m = drawn[metric.key] = matrix(settings, keys[0], keys[1], metric)
-        ax.imshow(m.mean, cmap=_cmap(metric), aspect="auto")
+        ax.imshow(m.mean, cmap="Greys" if metric is RAW_LOSS else _cmap(metric), aspect="auto")
         finite = m.mean[np.isfinite(m.mean)]
         best = None
-        if finite.size:
+        if finite.size and metric is not RAW_LOSS:
             best = finite.max() if metric.higher_is_better else finite.min()
         middle = (np.nanmax(m.mean) + np.nanmin(m.mean)) / 2 if finite.size else 0
         for (i, j), value in np.ndenumerate(m.mean):
@@ -88,6 +97,7 @@ def plot_heatmaps(
             if m.n[i, j] > 1:
                 text += f"\n± {m.std[i, j]:.2g} ({m.n[i, j]} seeds)"
             dark = value < middle if metric.higher_is_better else value > middle
+            dark = value > middle if metric is RAW_LOSS else dark
             color = "white" if dark else "black"
             ax.text(j, i, text, ha="center", va="center", fontsize=9, color=color)
             if value == best:

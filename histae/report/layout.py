@@ -32,7 +32,8 @@ REPORT_FILES: dict[str, str] = {
     CURVES: "normalised histogram loss (train line, validation markers) and the lead metric "
     "against inputs seen, mean and min-max band over seeds",
     RAW_LOSS: "every job's raw loss, labelled as not comparable across bins",
-    HEATMAPS: "sweeps over two keys: one heatmap per lead metric, the values in the cells",
+    HEATMAPS: "sweeps over two keys: one heatmap per lead metric, the values in the cells, and "
+    "the raw loss in grey, unranked",
     MARGINALS: "sweeps over one or more than two keys: the lead metric against each key's values",
     PARALLEL: "sweeps over more than two keys: a parallel-coordinates plot of the settings",
     MOSAIC: "every job's last reconstruction grid, on the sweep's grid for two keys",

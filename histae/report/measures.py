@@ -71,6 +71,9 @@ METRICS: dict[str, Metric] = {
 
 DEFAULT_LEAD = "hist_w1"
 
+RAW_LOSS = Metric("loss", "raw loss (not comparable across bins)")
+"""The loss as logged: shown beside the lead metrics, never ranked."""
+
 
 def _pixels_per_histogram(config: Mapping[str, Any]) -> int | None:
     shape = (config.get("model") or {}).get("shape")
