@@ -416,6 +416,16 @@ def test_a_broken_file_makes_one_job_unreadable_and_the_report_whole(
     assert page.count('<tr class="') + page.count("<tr>") >= 1 + 4
 
 
+def test_a_summary_whose_config_is_not_a_config_still_reports(tmp_path: Path) -> None:
+    sweep_dir = write_sweep(tmp_path / "s")
+    odd = {"status": "done", "config": {"loss": "l1", "model": 3, "trainer": []}, "final": 7}
+    (sweep_dir / "bins-50_sigma-50" / "summary.json").write_text(json.dumps(odd))
+    write_report(sweep_dir)
+    rows = read_csv(report_files(sweep_dir) / "results.csv")
+    assert len(rows) == 4 and all(r["status"] == "done" for r in rows)
+    assert (report_files(sweep_dir) / "jobs" / "bins-50_sigma-50.html").is_file()
+
+
 def test_each_job_gets_a_page_reached_from_the_sweep_page(sweep: Path) -> None:
     page = (report_files(sweep) / "index.html").read_text()
     links = re.findall(r'href="(jobs/[^"]+\.html)"', page)

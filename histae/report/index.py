@@ -17,6 +17,7 @@ from histae.jobdir import GRID, HYDRA, is_job_dir
 from histae.labels import describe_config
 from histae.report import layout
 from histae.report.html import esc, href, page
+from histae.report.measures import section
 from histae.report.reading import MULTIRUN, find_job_dirs, load_job, read_sweep_overrides
 
 _STAMP = "%Y-%m-%d_%H-%M-%S"  # hydra.run.dir / hydra.sweep.dir's ${now:...} in conf/config.yaml
@@ -55,7 +56,7 @@ def _what(configs: list[dict]) -> str:
     if not described:
         return ""
     common = [p for p in described[0] if all(p in d for d in described[1:])]
-    data = {str((c.get("data") or {}).get("_target_", "")).rsplit(".", 1)[-1] for c in configs if c}
+    data = {str(section(c, "data").get("_target_", "")).rsplit(".", 1)[-1] for c in configs}
     return ", ".join([*sorted(d for d in data if d), *common])
 
 

@@ -75,11 +75,17 @@ RAW_LOSS = Metric("loss", "raw loss (not comparable across bins)")
 """The loss as logged: shown beside the lead metrics, never ranked."""
 
 
+def section(config: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """``config[key]`` if it is a mapping, else {} (a hand-edited summary may hold anything)."""
+    value = config.get(key) if isinstance(config, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
+
+
 def _pixels_per_histogram(config: Mapping[str, Any]) -> int | None:
-    shape = (config.get("model") or {}).get("shape")
+    shape = section(config, "model").get("shape")
     if not isinstance(shape, list) or len(shape) != 3 or not all(isinstance(s, int) for s in shape):
         return None
-    per_channel = bool((config.get("loss") or {}).get("per_channel"))
+    per_channel = bool(section(config, "loss").get("per_channel"))
     return shape[1] * shape[2] if per_channel else math.prod(shape)
 
 
@@ -88,7 +94,7 @@ def tv_scale(config: Mapping[str, Any]) -> float | None:
 
     Only for ``l1``/``mae`` on raw counts or on fractions (see the module docstring).
     """
-    loss = config.get("loss") or {}
+    loss = section(config, "loss")
     bins, normalize = loss.get("bins"), loss.get("normalize")
     if loss.get("loss") not in ("l1", "mae") or not isinstance(bins, int) or bins < 1:
         return None
@@ -116,7 +122,7 @@ def row_value(row: Mapping[str, Any], key: str, config: Mapping[str, Any]) -> fl
 
 def is_collapsed(job_dir: Path, config: Mapping[str, Any]) -> bool:
     """Whether the job's last reconstructions all but left the loss's range (docstring above)."""
-    loss = config.get("loss") or {}
+    loss = section(config, "loss")
     if loss.get("bins") is None:
         return False  # pixel losses have gradients everywhere
     low, high = finite_or_none(loss.get("min")), finite_or_none(loss.get("max"))
