@@ -197,6 +197,8 @@ def test_a_real_seed_0_job_is_detected_as_collapsed(tmp_path: Path) -> None:
     (job,) = read_jobs(run.parent)
     assert job.collapsed
     assert normalised_loss(job.record.final("val"), job.config) == pytest.approx(0.5, abs=0.01)
+    # The single run wrote its own page, which says so.
+    assert "done, collapsed" in (run / "index.html").read_text()
 
 
 # ----------------------------------------------------------------------------------------------
