@@ -39,7 +39,7 @@ tr.best { background: #fff6cc; font-weight: 600; }
 .running { color: #1565c0; } .pending { color: #777; } .stopped { color: #b26a00; }
 img { max-width: 100%; height: auto; }
 img.pixel { image-rendering: pixelated; }
-img.thumb { max-width: 160px; max-height: 120px; }
+img.thumb { max-width: 160px; max-height: 120px; }  /* shrunk: smooth, not pixelated */
 .plots { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
 nav a { margin-right: 0.8em; }
 """

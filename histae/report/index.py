@@ -136,13 +136,14 @@ def write_outputs_index(outputs_root: str | os.PathLike) -> Path:
     for e in entries:
         link = href(e.page, root)
         thumb = (
-            f'<a href="{link}"><img class="thumb pixel" src="{href(e.thumbnail, root)}" '
+            f'<a href="{link}"><img class="thumb" src="{href(e.thumbnail, root)}" '
             f'alt="reconstructions of {esc(e.path.name)}"></a>'
             if e.thumbnail
             else ""
         )
         shown = " ".join(e.overrides)
-        state = e.status.split(":")[0].split(",")[0].split(" ")[-1]
+        state = e.status.split(":")[0].split(",")[0].split(" ")[-1]  # "4 done, ..." -> done
+        state = "collapsed" if "collapsed" in e.status else state
         rows.append(
             "<tr>"
             f"<td>{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(e.started))}</td>"
