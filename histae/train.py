@@ -34,7 +34,7 @@ from histae.artifacts import (
 )
 from histae.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from histae.data import TileSet
-from histae.metrics import image_metrics
+from histae.metrics import image_metrics, input_dependence
 from histae.model import count_parameters
 from histae.plots import plot_loss, reconstruction_grid, save_png
 
@@ -318,6 +318,8 @@ def run_job(
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
+        if "criterion" in checkpoint:  # a loss's own state, e.g. sliced_w's direction counter
+            criterion.load_state_dict(checkpoint["criterion"])
         state = checkpoint["state"]
         set_rng_state(checkpoint["rng"])
         log.info(f"[{name}] resuming from {checkpoint_path} at {state['inputs']} inputs")
@@ -346,6 +348,7 @@ def run_job(
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
+                    "criterion": criterion.state_dict(),
                     "state": state,
                     "rng": rng_state(),
                     "config": config,
@@ -405,6 +408,7 @@ def run_job(
             val_metrics, reconstructions = validate(
                 model, criterion, val_tiles, t.code_reg_weight, 256, device
             )
+            val_metrics.update(input_dependence(val_tiles.float() / 255.0, reconstructions))
             state["rows"].append({"inputs": state["inputs"], "split": "val", **val_metrics})
             state["next_val"] += t.val_every_inputs
             write_text(job_dir / "metrics.csv", format_metric_rows(state["rows"]))
