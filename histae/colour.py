@@ -142,12 +142,13 @@ def sliced_wasserstein(
 class SlicedWassersteinLoss(nn.Module):
     """:func:`sliced_wasserstein` with ``directions`` new random directions at every step.
 
-    Directions are a function of ``(seed, step)`` only: a training call (gradients enabled)
-    draws from a generator seeded with ``seed * 2**32 + step + 1`` on the input's device and
-    counts ``step`` up; a call without gradients (validation) always uses the directions of
-    ``seed * 2**32``, so validation losses are comparable over a run and validation does not
-    move the training sequence. ``step`` is a buffer, so it travels in ``state_dict()`` and a
-    resumed job draws the same directions as an uninterrupted one.
+    A training call (gradients enabled) draws its directions from a ``torch.Generator`` the
+    module owns, on the input's device, seeded with ``seed`` when first used, so step t of any
+    job with the same seed uses the same directions. The generator's state is module state
+    (``state_dict()["_extra_state"]``), so a job resumed from a checkpoint draws what an
+    uninterrupted one would have. A call without gradients (validation) always uses the same
+    directions, those of a fresh generator seeded with ``seed + 2**31``: validation losses are
+    comparable over a run and validation does not move the training sequence.
 
     Example:
         >>> criterion = SlicedWassersteinLoss(directions=8, seed=0)
@@ -156,29 +157,45 @@ class SlicedWassersteinLoss(nn.Module):
         0.0
     """
 
-    step: Tensor
-
     def __init__(self, directions: int = 32, seed: int = 0) -> None:
         super().__init__()
         if isinstance(directions, bool) or not isinstance(directions, int) or directions < 1:
             raise ValueError(f"loss.directions must be an integer >= 1, got {directions!r}")
+        # < 2**31: CPU generators keep 32 bits of a seed, and the validation seed adds 2**31.
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
             raise ValueError(f"loss.seed must be an integer in [0, 2**31), got {seed!r}")
         self.directions, self.seed = directions, seed
-        self.register_buffer("step", torch.zeros((), dtype=torch.int64))
+        self._generator: torch.Generator | None = None
+        self._restored: Tensor | None = None  # a loaded generator state, applied on next use
 
     def forward(self, output: Tensor, target: Tensor) -> Tensor:
         """(B, 3, H, W) reconstruction and images -> scalar loss."""
         return sliced_wasserstein(output, target, self.draw(output.device, output.dtype))
 
     def draw(self, device: torch.device, dtype: torch.dtype) -> Tensor:
-        """The (directions, 3) directions of this call (and a step forward when training)."""
-        key = self.seed * 2**32
-        if torch.is_grad_enabled():
-            key += int(self.step) + 1
-            self.step += 1
-        generator = torch.Generator(device=device).manual_seed(key)
-        return random_directions(self.directions, generator, dtype)
+        """The (directions, 3) directions of this call; a training call advances the generator."""
+        if not torch.is_grad_enabled():
+            fixed = torch.Generator(device=device).manual_seed(self.seed + 2**31)
+            return random_directions(self.directions, fixed, dtype)
+        return random_directions(self.directions, self._training_generator(device), dtype)
+
+    def _training_generator(self, device: torch.device) -> torch.Generator:
+        if self._generator is None or self._generator.device != torch.device(device):
+            generator = torch.Generator(device=device).manual_seed(self.seed)
+            if self._restored is not None:
+                generator.set_state(self._restored)
+                self._restored = None
+            self._generator = generator
+        return self._generator
+
+    def get_extra_state(self) -> dict[str, Tensor | None]:
+        """The training generator's state (None before the first training call)."""
+        if self._generator is None:
+            return {"generator": self._restored}
+        return {"generator": self._generator.get_state()}
+
+    def set_extra_state(self, state: dict[str, Tensor | None]) -> None:
+        self._generator, self._restored = None, state.get("generator")
 
     def extra_repr(self) -> str:
         return f"directions={self.directions}, seed={self.seed}"
@@ -437,6 +454,11 @@ def rgbuv_loss(
         raise ValueError(f"output and target shapes differ: {output.shape} vs {target.shape}")
     h_out = rgbuv_histogram(output, bins, min, max, tau).flatten(-3)  # (B, 3 * bins**2)
     h_tgt = rgbuv_histogram(target, bins, min, max, tau).flatten(-3)
+    if loss == "hellinger":
+        # The paper's formula as is: the heavy-tailed kernel and I_y >= 1e-3 keep every cell
+        # positive, so the square roots need no epsilon.
+        diff = h_tgt.sqrt() - h_out.sqrt()
+        return (torch.linalg.vector_norm(diff, dim=-1) / math.sqrt(2.0)).mean()
     return histogram_distance(h_out, h_tgt, loss)
 
 
