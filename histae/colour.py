@@ -43,8 +43,13 @@ RGBUV_DISTANCES = ("hellinger", "l1", "l2", "chi2")
 RGBUV_EPS = 1e-6
 
 
-def chunked_sum(fn: Callable[..., Tensor], inputs: tuple[Tensor, ...], chunk: int) -> Tensor:
-    """``sum(fn(*parts))`` over chunks of ``chunk`` values along the last dimension of ``inputs``.
+def chunked_sum(
+    fn: Callable[..., Tensor],
+    inputs: tuple[Tensor, ...],
+    chunk: int,
+    whole: tuple[Tensor, ...] = (),
+) -> Tensor:
+    """``sum(fn(*parts, *whole))`` over chunks of ``chunk`` values along the last dim of ``inputs``.
 
     When a gradient is needed and there is more than one chunk, each chunk runs under
     activation checkpointing, so its intermediates live only while that chunk is computed (in
@@ -52,17 +57,20 @@ def chunked_sum(fn: Callable[..., Tensor], inputs: tuple[Tensor, ...], chunk: in
 
     Args:
         fn: maps the (..., n) slices of ``inputs`` to a tensor of a shape independent of n.
-        inputs: tensors sharing their last dimension N.
+        inputs: tensors sharing their last dimension N, sliced into chunks.
         chunk: values per chunk (>= 1).
+        whole: tensors every chunk gets whole (pass them here, not in a closure, so that a
+            gradient they need also puts the chunks under checkpointing).
     """
     n = inputs[0].shape[-1]
     if n <= chunk:
-        return fn(*inputs)
-    grad = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
+        return fn(*inputs, *whole)
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (*inputs, *whole))
     total: Tensor | None = None
     for start in range(0, n, chunk):
         parts = tuple(t[..., start : start + chunk] for t in inputs)
-        part = checkpoint(fn, *parts, use_reentrant=False) if grad else fn(*parts)
+        args = (*parts, *whole)
+        part = checkpoint(fn, *args, use_reentrant=False) if grad else fn(*args)
         total = part if total is None else total + part
     assert total is not None
     return total
@@ -129,13 +137,13 @@ def sliced_wasserstein(
     if chunk is None:
         chunk = _chunk_for(rows, CHUNK_ELEMENTS)
 
-    def part(d: Tensor) -> Tensor:  # (3, k) directions -> summed squared differences
-        po = (d.T @ out).sort(-1).values  # (..., k, N)
-        pt = (d.T @ tgt).sort(-1).values
+    def part(d: Tensor, o: Tensor, t: Tensor) -> Tensor:  # (3, k) directions -> summed squares
+        po = (d.T @ o).sort(-1).values  # (..., k, N)
+        pt = (d.T @ t).sort(-1).values
         return (po - pt).pow(2).sum()
 
     # chunked_sum slices the last dimension: directions as (3, K) columns.
-    total = chunked_sum(part, (directions.T.contiguous(),), chunk)
+    total = chunked_sum(part, (directions.T.contiguous(),), chunk, whole=(out, tgt))
     return total / (rows * len(directions))
 
 

@@ -287,15 +287,21 @@ def test_chunks_recompute_in_backward_instead_of_keeping_intermediates() -> None
         calls.clear()
         chunked_sum(part, (x,), chunk=4)
     assert calls == [4, 4, 2]
+    # A gradient through a tensor every chunk gets whole also recomputes the chunks.
+    calls.clear()
+    scale = torch.ones(2, 1, dtype=torch.float64, requires_grad=True)
+    chunked_sum(lambda v, s: part(v * s), (x.detach(),), 4, whole=(scale,)).sum().backward()
+    assert len(calls) == 6
+    torch.testing.assert_close(scale.grad.squeeze(1), (2 * x * x.exp()).sum(1).detach())
 
 
 def test_chunk_sizes_follow_the_element_budget(monkeypatch) -> None:
     sizes = []
     real = colour.chunked_sum
 
-    def spy(fn, inputs, chunk):
+    def spy(fn, inputs, chunk, whole=()):
         sizes.append(chunk)
-        return real(fn, inputs, chunk)
+        return real(fn, inputs, chunk, whole)
 
     monkeypatch.setattr(colour, "chunked_sum", spy)
     monkeypatch.setattr(colour, "CHUNK_ELEMENTS", 2**12)
