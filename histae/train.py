@@ -318,7 +318,7 @@ def run_job(
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
-        if "criterion" in checkpoint:  # a loss's own state, e.g. sliced_w's direction counter
+        if "criterion" in checkpoint:  # a loss's own state: sliced_w's direction generator
             criterion.load_state_dict(checkpoint["criterion"])
         state = checkpoint["state"]
         set_rng_state(checkpoint["rng"])
