@@ -43,6 +43,47 @@ class PixelLossConf:
 
 
 @dataclass
+class SlicedWassersteinConf:
+    _target_: str = "histae.colour.SlicedWassersteinLoss"
+    directions: int = 32
+    seed: int = 0
+
+
+@dataclass
+class JointHistogramConf:
+    _target_: str = "histae.colour.JointHistogramLoss"
+    bins: int = 8
+    min: float = 0.0
+    max: float = 1.0
+    sigma: float = 100.0
+    loss: str = "l1"
+    normalize: Any = False  # false, true or a p-norm order (see HistogramLossConf)
+
+
+@dataclass
+class RGBuvConf:
+    _target_: str = "histae.colour.RGBuvHistogramLoss"
+    bins: int = 64
+    min: float = -3.0
+    max: float = 3.0
+    tau: float = 0.02
+    loss: str = "hellinger"
+
+
+@dataclass
+class CompositeTermConf:
+    weight: float = 1.0
+    # Any loss option's node, composed from conf/loss/ by the option's defaults list.
+    loss: Any = MISSING
+
+
+@dataclass
+class CompositeLossConf:
+    _target_: str = "histae.loss.CompositeLoss"
+    terms: dict[str, CompositeTermConf] = field(default_factory=dict)
+
+
+@dataclass
 class AdamWConf:
     _target_: str = "torch.optim.AdamW"
     _partial_: bool = True
@@ -108,7 +149,14 @@ class LoggerConf:
 
 SCHEMAS: dict[str, dict[str, type]] = {
     "model": {"conv_ae": ModelConf},
-    "loss": {"histogram": HistogramLossConf, "pixel": PixelLossConf},
+    "loss": {
+        "histogram": HistogramLossConf,
+        "pixel": PixelLossConf,
+        "sliced_w": SlicedWassersteinConf,
+        "joint_histogram": JointHistogramConf,
+        "rgbuv": RGBuvConf,
+        "composite": CompositeLossConf,
+    },
     "optimizer": {"adamw": AdamWConf, "adam": AdamConf, "sgd": SGDConf},
     "scheduler": {"cosine": CosineConf, "constant": ConstantConf},
     "trainer": {"default": TrainerConf},

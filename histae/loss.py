@@ -13,7 +13,8 @@ distances between distributions.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -250,3 +251,86 @@ class HistogramLoss(nn.Module):
             f"loss={self.loss!r}, normalize={self.normalize}, per_channel={self.per_channel}, "
             f"kernel={self.kernel!r}"
         )
+
+
+def composite_loss(
+    output: Tensor, target: Tensor, terms: Sequence[tuple[float, Distance]]
+) -> Tensor:
+    """Weighted sum of losses: ``sum(weight * loss(output, target))`` over ``terms``.
+
+    A term of weight 0 is not evaluated at all, so sweeping a weight down to 0 also removes
+    its cost (and a loss that would be undefined on this input cannot poison the sum).
+
+    Args:
+        output: (B, C, H, W) reconstructions.
+        target: same shape.
+        terms: (weight, loss) pairs; each loss maps (output, target) to a scalar.
+
+    Returns:
+        Scalar loss.
+
+    Example:
+        >>> x, y = torch.zeros(1, 1, 1, 2), torch.ones(1, 1, 1, 2)
+        >>> composite_loss(x, y, [(0.5, F.l1_loss), (0.0, F.mse_loss)]).item()
+        0.5
+    """
+    total = output.new_zeros(())
+    for weight, loss in terms:
+        if weight != 0:
+            total = total + weight * loss(output, target)
+    return total
+
+
+class CompositeLoss(nn.Module):
+    """A weighted sum of losses, each term a ``{weight, loss}`` mapping (``conf/loss/composite``).
+
+    ``terms`` is what Hydra builds from the config: a mapping from a term's name to its
+    ``weight`` (a number, 0 switches the term off) and its ``loss`` (a module or callable). The
+    terms with a nonzero weight are kept as submodules, so their state (e.g. the sliced
+    Wasserstein step counter) is in ``state_dict()``.
+
+    Example:
+        >>> criterion = CompositeLoss({"l1": {"weight": 0.5, "loss": nn.L1Loss()},
+        ...                            "mse": {"weight": 0.0, "loss": nn.MSELoss()}})
+        >>> criterion(torch.zeros(1, 1, 1, 2), torch.ones(1, 1, 1, 2)).item()
+        0.5
+    """
+
+    def __init__(self, terms: Mapping[str, Mapping[str, Any]]) -> None:
+        super().__init__()
+        if not isinstance(terms, Mapping) or not terms:
+            raise ValueError(f"loss.terms must name at least one term, got {terms!r}")
+        self.weights: dict[str, float] = {}
+        self.terms = nn.ModuleDict()
+        for name, term in terms.items():
+            weight, loss = term.get("weight"), term.get("loss")
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise ValueError(f"loss.terms.{name}.weight must be a number, got {weight!r}")
+            if not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"loss.terms.{name}.weight must be >= 0, got {weight!r}")
+            if not callable(loss):
+                raise ValueError(f"loss.terms.{name}.loss must be a loss module, got {loss!r}")
+            if weight == 0:
+                continue  # not built into the sum: costs nothing
+            self.weights[name] = float(weight)
+            self.terms[name] = loss if isinstance(loss, nn.Module) else _Wrapped(loss)
+        if not self.weights:
+            raise ValueError("loss.terms: every weight is 0; give at least one term a weight > 0")
+
+    def forward(self, output: Tensor, target: Tensor) -> Tensor:
+        """(B, C, H, W) reconstruction and images -> scalar loss."""
+        return composite_loss(output, target, [(self.weights[k], m) for k, m in self.terms.items()])
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={w:g}" for k, w in self.weights.items())
+
+
+class _Wrapped(nn.Module):
+    """A plain callable loss as a module (so it fits an ``nn.ModuleDict``)."""
+
+    def __init__(self, fn: Distance) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, output: Tensor, target: Tensor) -> Tensor:
+        return self.fn(output, target)

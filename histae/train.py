@@ -50,7 +50,7 @@ from histae.jobdir import (
 )
 from histae.labels import describe_config, loss_axis_label
 from histae.loggers import final_rows, job_hparams
-from histae.metrics import image_metrics
+from histae.metrics import image_metrics, input_dependence
 from histae.model import count_parameters
 from histae.objective import Objective
 from histae.plots import plot_histograms, plot_loss, reconstruction_grid, save_png
@@ -360,6 +360,7 @@ def save_job_checkpoint(
             "model": setup.model.state_dict(),
             "optimizer": setup.optimizer.state_dict(),
             "scheduler": setup.scheduler.state_dict(),
+            "criterion": setup.objective.criterion.state_dict(),  # sliced_w's generator
             "state": cpu_state,
             "rng": rng_state(),
             "config": config,
@@ -372,6 +373,8 @@ def restore(setup: Setup, checkpoint: dict[str, Any]) -> TrainState:
     setup.model.load_state_dict(checkpoint["model"])
     setup.optimizer.load_state_dict(checkpoint["optimizer"])
     setup.scheduler.load_state_dict(checkpoint["scheduler"])
+    if "criterion" in checkpoint:  # a loss's own state: sliced_w's direction generator
+        setup.objective.criterion.load_state_dict(checkpoint["criterion"])
     set_rng_state(checkpoint["rng"])
     state = TrainState(**checkpoint["state"])
     state.window = {k: v.to(setup.device) for k, v in state.window.items()}
@@ -492,6 +495,7 @@ def validation(
 ) -> dict[str, float]:
     """Validate, draw the job's pictures, log them, checkpoint; the validation metrics row."""
     metrics, recon = validate(setup, val)
+    metrics.update(input_dependence(val.float() / 255.0, recon))
     state.rows.append({"inputs": state.inputs, "split": "val", **metrics})
     state.next_val += cfg.trainer.val_every_inputs
     job.write_metrics(state.rows)
