@@ -30,7 +30,7 @@ from torch import nn
 from histae.colour import JointHistogramLoss, RGBuvHistogramLoss, SlicedWassersteinLoss
 from histae.loss import CompositeLoss, HistogramLoss
 from histae.model import ConvAutoencoder
-from histae.train import code_regularizer
+from histae.objective import code_regularizer
 
 
 def losses() -> dict[str, Callable[[], nn.Module]]:

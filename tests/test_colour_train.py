@@ -13,6 +13,7 @@ from histae.checkpoint import load_checkpoint
 from histae.jobdir import METRIC_COLUMNS, read_metrics
 from histae.loss import CompositeLoss
 from histae.metrics import INPUT_DEPENDENCE_KEYS
+from histae.objective import Objective
 from tests.conftest import CONF
 
 NEW_LOSSES = ["sliced_w", "joint_histogram", "rgbuv", "composite"]
@@ -28,7 +29,8 @@ def test_every_new_loss_option_trains_one_step(compose_cfg, option: str) -> None
     optimizer = instantiate(cfg.optimizer)(model.parameters())
     x = torch.rand(4, 3, 32, 32)
     before = [p.detach().clone() for p in model.parameters()]
-    _, parts = train_module.loss_parts(model, criterion, x, cfg.trainer.code_reg_weight)
+    output, code = model.reconstruct(x)
+    parts = Objective(criterion, cfg.trainer.code_reg_weight)(output, code, x)
     assert parts["loss"].ndim == 0 and torch.isfinite(parts["loss"])
     optimizer.zero_grad()
     parts["loss"].backward()

@@ -147,7 +147,7 @@ def test_a_job_runs_on_cuda(compose_cfg, tmp_path) -> None:
 
 
 def test_device_auto_picks_what_is_there() -> None:
-    from histae.train import resolve_device
+    from histae.checks import resolve_device
 
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu").type == "cpu"
