@@ -97,6 +97,8 @@ class TrainerConf:
     code_reg_weight: float = 1e-4
     resume: bool = True
     save_checkpoint: bool = True
+    deterministic: bool = False  # torch.use_deterministic_algorithms (histae.perf)
+    channels_last: bool = False  # the model and batches in channels-last layout (histae.perf)
 
 
 SCHEMAS: dict[str, dict[str, type]] = {

@@ -36,6 +36,7 @@ from histae.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_r
 from histae.data import TileSet
 from histae.metrics import image_metrics
 from histae.model import count_parameters
+from histae.perf import deterministic_mode, per_tile_criterion, prepare_batch, prepare_model
 from histae.plots import plot_loss, reconstruction_grid, save_png
 
 log = logging.getLogger("histae")
@@ -248,7 +249,7 @@ def train(
     cfg: DictConfig, job_dir: str | Path, on_start: Callable[[], None] | None = None
 ) -> dict[str, Any]:
     """Train one job: :func:`run_job` with ``trainer.threads`` CPU threads."""
-    with torch_threads(cfg.trainer.threads):
+    with torch_threads(cfg.trainer.threads), deterministic_mode(cfg.trainer.deterministic):
         return run_job(cfg, job_dir, on_start)
 
 
@@ -290,13 +291,14 @@ def run_job(
         )
     if len(tiles.val) == 0:
         raise ValueError("the data has no validation tiles; add tiles or lower data.val_every")
-    model.to(device)
+    prepare_model(model.to(device), t.channels_last)
     criterion = build(cfg.loss).to(device)
     optimizer = build(cfg.optimizer)(model.parameters())
     scheduler = build(cfg.scheduler)(optimizer)
     train_tiles = torch.from_numpy(tiles.train)
     val_tiles = torch.from_numpy(tiles.val)
     steps_per_epoch = len(train_tiles) // t.batch_size  # the last incomplete batch is dropped
+    criterion_for = per_tile_criterion(criterion, train_tiles, device)  # targets' histograms
 
     state: dict[str, Any] = {
         "inputs": 0,
@@ -361,11 +363,11 @@ def run_job(
             state["position"] = 0
             order = epoch_order(len(train_tiles), t.seed, state["epoch"])
         index = order[state["position"] * t.batch_size : (state["position"] + 1) * t.batch_size]
-        x = to_float(train_tiles[index], device)
+        x = prepare_batch(to_float(train_tiles[index], device), t.channels_last)
 
         # --- step
         lr = optimizer.param_groups[0]["lr"]
-        output, parts = loss_parts(model, criterion, x, t.code_reg_weight)
+        output, parts = loss_parts(model, criterion_for(index), x, t.code_reg_weight)
         if not torch.isfinite(parts["loss"]):
             diverged = (
                 f"loss became {parts['loss'].item()} at step {state['step'] + 1} "
