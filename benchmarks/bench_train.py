@@ -2,6 +2,7 @@
 experiments, the histogram loss against pixel L1, and histae's trainer against a bare loop.
 
     python benchmarks/bench_train.py [--steps 18] [--quick] [--compile] [--device cpu|cuda]
+                                     [--threads N] [--sections 1234]
 
 (1) This machine's float32 GEMM peak (best of 2048^3 matrix products) and the achieved GFLOP/s of
     a training step of the reference model (batch 64, AdamW, pixel L1): FLOPs counted by
@@ -267,18 +268,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 histogram settings, fewer steps")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(model)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument(
         "--sections", default="1234", help="which sections to run, e.g. 3 or 124 (default all)"
     )
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.quick:
-        args.steps, args.inputs, args.trainer_runs = min(args.steps, 6), 3200, 1
+        args.steps, args.inputs = min(args.steps, 6), min(args.inputs, 3200)
+        args.trainer_runs = 1
     watch = LoadWatch()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device} ({name})")
     if "1" in args.sections or "2" in args.sections:
-        section_model(args, device)
+        section_model(args, device)  # (1) and (2) together
     if "3" in args.sections:
         section_loss(args, device)
     if "4" in args.sections:
