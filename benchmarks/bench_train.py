@@ -20,7 +20,9 @@ experiments, the histogram loss against pixel L1, and histae's trainer against a
 Every section runs its sides interleaved in rounds, in this process, so drift in the machine's
 load hits them alike; every figure is min / median / max over the timed steps, ratios are of
 medians (and of minima, the figure closest to the work alone). The load average is printed
-before and after, with a plain warning when it exceeded the core count.
+before and after, with a plain warning when it exceeded the core count. On a busy machine
+``--threads 1 --clock cpu`` times the work itself (this process's CPU time), which other
+processes cannot inflate.
 """
 
 from __future__ import annotations
@@ -63,10 +65,10 @@ def gemm_peak(device: torch.device, n: int = 2048, reps: int = 8) -> list[float]
     rates = []
     for _ in range(reps + 1):
         sync(device)
-        start = time.perf_counter()
+        start = CLOCK()
         a @ b
         sync(device)
-        rates.append(2 * n**3 / (time.perf_counter() - start) / 1e9)
+        rates.append(2 * n**3 / (CLOCK() - start) / 1e9)
     return rates[1:]
 
 
@@ -119,12 +121,16 @@ def make_step(
     return step
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+CLOCK = CLOCKS["wall"]  # --clock
+
+
 def interleaved(steps: dict[str, Callable[[], None]], per_round: int, rounds: int) -> dict:
     """Seconds of every timed step, the sides taking turns round by round."""
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(rounds):
         for name, step in steps.items():
-            times[name] += [timed(step) for _ in range(per_round)]
+            times[name] += [timed(step, CLOCK) for _ in range(per_round)]
     return times
 
 
@@ -270,10 +276,19 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="time steps by wall clock, or by this process's CPU time (robust to other "
+        "processes' load with --threads 1) in sections 1-3",
+    )
+    parser.add_argument(
         "--sections", default="1234", help="which sections to run, e.g. 3 or 124 (default all)"
     )
     args = parser.parse_args()
     device = torch.device(args.device)
+    global CLOCK
+    CLOCK = CLOCKS[args.clock]
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.quick:
@@ -281,7 +296,10 @@ def main() -> None:
         args.trainer_runs = 1
     watch = LoadWatch()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device} ({name})")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device} ({name}),"
+        f" {args.clock} clock"
+    )
     if "1" in args.sections or "2" in args.sections:
         section_model(args, device)  # (1) and (2) together
     if "3" in args.sections:

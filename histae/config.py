@@ -98,7 +98,7 @@ class TrainerConf:
     resume: bool = True
     save_checkpoint: bool = True
     deterministic: bool = False  # torch.use_deterministic_algorithms (histae.perf)
-    channels_last: bool = False  # the model and batches in channels-last layout (histae.perf)
+    channels_last: bool = True  # the model and batches in channels-last layout (histae.perf)
 
 
 SCHEMAS: dict[str, dict[str, type]] = {

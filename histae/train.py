@@ -42,7 +42,13 @@ from histae.plots import plot_loss, reconstruction_grid, save_png
 log = logging.getLogger("histae")
 
 # Config keys that change where or how fast a job runs, not what it computes.
-RUNTIME_KEYS = ("trainer.resume", "trainer.device", "trainer.threads")
+RUNTIME_KEYS = (
+    "trainer.resume",
+    "trainer.device",
+    "trainer.threads",
+    "trainer.deterministic",
+    "trainer.channels_last",
+)
 
 
 def build(node: DictConfig) -> Any:
