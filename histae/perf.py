@@ -68,6 +68,7 @@ def per_tile_criterion(
     per_tile = criterion.bins * (tiles.shape[1] if criterion.per_channel else 1)
     if len(tiles) * per_tile * 4 > MAX_TARGET_CACHE_BYTES:
         return lambda index: criterion
+    # The float batch exactly as train.to_float makes it, so a cached row is that batch's row.
     table = torch.cat(
         [
             target_histogram(tiles[i : i + TARGET_CHUNK].to(device).float().div_(255.0))
