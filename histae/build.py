@@ -18,6 +18,7 @@ from histae.checkpoint import RUNTIME_KEYS
 from histae.checks import resolve_device
 from histae.data import TileSet
 from histae.objective import Objective
+from histae.perf import per_tile_criterion, prepare_model
 
 
 def build(node: DictConfig) -> Any:
@@ -65,6 +66,7 @@ class Setup:
     scheduler: Any
     device: torch.device
     open_logger: Callable[..., Any]  # histae.loggers: the job's extra logger (csv: none)
+    criterion_for: Callable[[Any], Any]  # (B,) tile index -> the loss with cached targets
 
 
 def build_job(cfg: DictConfig) -> Setup:
@@ -85,9 +87,11 @@ def build_job(cfg: DictConfig) -> Setup:
         )
     if len(tiles.val) == 0:
         raise ValueError("the data has no validation tiles; add tiles or lower data.val_every")
-    model.to(device)
+    prepare_model(model.to(device), t.channels_last)
     objective = Objective(build(cfg.loss), t.code_reg_weight).to(device)
     optimizer = build(cfg.optimizer)(model.parameters())
     scheduler = build(cfg.scheduler)(optimizer)
     open_logger = build(cfg.logger)  # a missing package fails here, before training
-    return Setup(tiles, model, objective, optimizer, scheduler, device, open_logger)
+    # Each training tile's target histogram, once: a tile's histogram never changes.
+    criterion_for = per_tile_criterion(objective.criterion, torch.from_numpy(tiles.train), device)
+    return Setup(tiles, model, objective, optimizer, scheduler, device, open_logger, criterion_for)

@@ -139,6 +139,8 @@ class TrainerConf:
     code_reg_weight: float = 1e-4
     resume: bool = True
     save_checkpoint: bool = True
+    deterministic: bool = False  # torch.use_deterministic_algorithms (histae.perf)
+    channels_last: bool = True  # the model and batches in channels-last layout (histae.perf)
 
 
 @dataclass

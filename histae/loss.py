@@ -83,6 +83,7 @@ def histogram_loss(
     normalize: bool | float = False,
     per_channel: bool = False,
     kernel: str = "sigmoid",
+    target_hist: Tensor | None = None,
 ) -> Tensor:
     """Distance between the soft histograms of ``output`` and ``target``.
 
@@ -113,6 +114,9 @@ def histogram_loss(
             number of values per histogram (C*H*W, or H*W per channel). A number ``p``: both
             divided by the p-norm of the output histogram + 1e-7 (the reference's rule).
         per_channel: one histogram per channel (B, C, bins) instead of per image (B, bins).
+        target_hist: (B, bins) or (B, C, bins), ``target``'s histogram computed beforehand
+            (:meth:`HistogramLoss.target_histogram`); ``None``: computed here, without
+            autograd bookkeeping unless ``target`` requires a gradient.
 
     Returns:
         Scalar loss.
@@ -134,7 +138,14 @@ def histogram_loss(
     if loss == "sorted_w1":
         return sorted_w1(out, tgt)
     hist_out = soft_histogram(out, bins, min, max, sigma, kernel)  # (B, bins) or (B, C, bins)
-    hist_tgt = soft_histogram(tgt, bins, min, max, sigma, kernel)
+    if target_hist is None:
+        hist_tgt = soft_histogram(tgt, bins, min, max, sigma, kernel)
+    elif target_hist.shape != hist_out.shape:
+        raise ValueError(
+            f"target_hist has shape {tuple(target_hist.shape)}, expected {tuple(hist_out.shape)}"
+        )
+    else:
+        hist_tgt = target_hist
     if normalize is True:
         hist_out, hist_tgt = hist_out / out.shape[-1], hist_tgt / out.shape[-1]
     elif normalize is not False:
@@ -230,8 +241,27 @@ class HistogramLoss(nn.Module):
         self.loss, self.normalize = loss, normalize
         self.per_channel, self.kernel = bool(per_channel), kernel
 
-    def forward(self, output: Tensor, target: Tensor) -> Tensor:
-        """(B, C, H, W) reconstruction and images -> scalar loss."""
+    @property
+    def has_target_histogram(self) -> bool:
+        """Whether the loss reads a histogram of the target (all but ``sorted_w1``)."""
+        return self.loss != "sorted_w1"
+
+    @torch.no_grad()
+    def target_histogram(self, target: Tensor) -> Tensor:
+        """(B, C, H, W) images -> (B, bins), or (B, C, bins) per channel: what ``forward``
+        compares the output's histogram with, for ``forward(..., target_hist=...)``.
+
+        A tile's histogram never changes, so a trainer can compute it once per tile instead
+        of once per step.
+        """
+        if not self.has_target_histogram:
+            raise ValueError("loss.loss 'sorted_w1' compares sorted values, not histograms")
+        tgt = target.flatten(2 if self.per_channel else 1)
+        return soft_histogram(tgt, self.bins, self.min, self.max, self.sigma, self.kernel)
+
+    def forward(self, output: Tensor, target: Tensor, target_hist: Tensor | None = None) -> Tensor:
+        """(B, C, H, W) reconstruction and images -> scalar loss; ``target_hist``: the
+        target's histogram from :meth:`target_histogram`, if already known."""
         return histogram_loss(
             output,
             target,
@@ -243,6 +273,7 @@ class HistogramLoss(nn.Module):
             self.normalize,
             self.per_channel,
             self.kernel,
+            target_hist,
         )
 
     def extra_repr(self) -> str:

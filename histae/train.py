@@ -36,6 +36,7 @@ from histae.jobdir import CHECKPOINT, JobDir, JobStopped
 from histae.loggers import final_rows, job_hparams
 from histae.metrics import image_metrics, input_dependence
 from histae.model import count_parameters
+from histae.perf import deterministic_mode, prepare_batch
 from histae.progress import Progress, total_images
 from histae.validation import draw_validation, to_float, validate
 
@@ -201,7 +202,7 @@ def train(
 ) -> dict[str, Any]:
     """Check ``cfg``, then train one job (:func:`run_job`) with ``trainer.threads`` threads."""
     check_config(cfg)
-    with torch_threads(cfg.trainer.threads):
+    with torch_threads(cfg.trainer.threads), deterministic_mode(cfg.trainer.deterministic):
         return run_job(cfg, job_dir, on_start)
 
 
@@ -216,13 +217,14 @@ def next_batch(state: TrainState, tiles: Tensor, cfg: DictConfig, device: torch.
     order = epoch_order(len(tiles), cfg.trainer.seed, state.epoch)
     index = order[state.position * batch : (state.position + 1) * batch]
     state.position += 1
-    return to_float(tiles[index], device)
+    return prepare_batch(to_float(tiles[index], device), cfg.trainer.channels_last), index
 
 
-def train_step(setup: Setup, x: Tensor) -> dict[str, Tensor]:
-    """One optimizer and scheduler step on (B, C, H, W) ``x``; the loss parts and pixel metrics."""
+def train_step(setup: Setup, x: Tensor, index: Tensor) -> dict[str, Tensor]:
+    """One optimizer and scheduler step on (B, C, H, W) ``x``, the tiles ``index``; the loss
+    parts and pixel metrics."""
     output, code = setup.model.reconstruct(x)
-    parts = setup.objective(output, code, x)
+    parts = setup.objective(output, code, x, criterion=setup.criterion_for(index))
     setup.optimizer.zero_grad(set_to_none=True)
     parts["loss"].backward()
     setup.optimizer.step()
@@ -334,9 +336,9 @@ def run_job(
         ):
             while state.inputs < t.max_inputs:
                 # --- batch, step
-                x = next_batch(state, train_tiles, cfg, setup.device)
+                x, index = next_batch(state, train_tiles, cfg, setup.device)
                 lr = setup.optimizer.param_groups[0]["lr"]
-                accumulate(state, train_step(setup, x), len(x))
+                accumulate(state, train_step(setup, x, index), len(x))
                 state.inputs, state.step = state.inputs + len(x), state.step + 1
                 state.wall_time = job.wall_time = wall_before + time.perf_counter() - start
                 job.inputs, end = state.inputs, state.inputs >= t.max_inputs
