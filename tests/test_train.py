@@ -135,7 +135,7 @@ def test_a_finished_job_is_skipped_on_rerun(tiny_job, monkeypatch) -> None:
     def no_building(node):  # a skipped job must not even build its data or model
         raise AssertionError("a finished job was built again")
 
-    monkeypatch.setattr(train_module, "build", no_building)
+    monkeypatch.setattr(train_module, "build_job", no_building)
     again = train(cfg, job_dir)
     assert again["final"] == json.loads(json.dumps(summary["final"]))
 
