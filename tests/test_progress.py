@@ -214,12 +214,12 @@ def test_cfg_job_shows_the_sweep(experiment: str, run_cli, capsys) -> None:
 
 def test_an_experiment_says_what_it_will_run_before_it_starts(tmp_path: Path, run_cli, capsys):
     """The 9 jobs come from the experiment's top-level ``sweep`` key; multirun.yaml records
-    them as they ran. (Every job stops at its config check, so nothing trains.)"""
+    them as they ran. (Every job stops building its data, so nothing trains.)"""
     sweep_dir = tmp_path / "sweep"
     code = run_cli(
         "+experiment=histloss",
         "data=procedural",
-        "trainer.batch_size=0",
+        "data.count=1",  # every job fails building: one tile is too few
         "trainer.device=cpu",  # the time estimate is for a CPU
         f"hydra.sweep.dir={sweep_dir}",
     )
