@@ -10,13 +10,14 @@ by ``sigma * delta`` (``sd`` below), each a plan class implementing :class:`Hist
     Cut the value axis into groups of width ``w`` with ``sigma * w <= 0.5`` (a group is a bin,
     a fraction of a bin or several bins). On one group every ``b_k`` is an analytic function of
     the value's position ``tau`` in ``[-1, 1]``: its Chebyshev interpolant of degree ``P - 1``
-    matches it within a bound we choose (below), written as ``sum_j K[g, j, k] tau**j``. The
-    histogram is ``hist = mu @ K`` with the group moments ``mu[g, j] = sum tau_i**j`` over the
-    values in group ``g``: each value adds ``P`` numbers (8 in float32) into a table instead of
-    computing one sigmoid per bin. ``K`` is Toeplitz in the group; it is sampled once from the
-    kernel in the exact product form ``b = (1 - exp(-sd)) sigmoid(a) sigmoid(sd - a)``,
-    ``a = sigma (x - e_k)``, and cached. Backward: ``dL/dhist @ dK/dx`` is one derivative
-    polynomial per group, evaluated per value by Horner's rule.
+    (``P``: :attr:`MomentPlan.terms`) matches it within a bound we choose (below), written as
+    ``sum_j K[g, j, k] tau**j``. The histogram is ``hist = mu @ K`` with the group moments
+    ``mu[g, j] = sum tau_i**j`` over the values in group ``g``: each value adds ``P`` numbers
+    (8 in float32) into a table instead of computing one sigmoid per bin. ``K`` is Toeplitz in
+    the group; it is sampled once from the kernel in the exact product form
+    ``b = (1 - exp(-sd)) sigmoid(a) sigmoid(sd - a)``, ``a = sigma (x - e_k)``, and cached.
+    Backward: ``dL/dhist @ dK/dx`` is one derivative polynomial per group, evaluated per value
+    by Horner's rule.
 ``"window"`` (``sd > 24``)
     The issue's saturated edge form: a value far below an edge adds 0 to that edge's sigmoid
     sum, far above it 1, and the two cancel in ``S(e_k) - S(e_{k+1})``, so only bins with an
@@ -114,13 +115,13 @@ def bin_kernel(a: Tensor, sd: float) -> Tensor:
     return -math.expm1(-sd) * torch.sigmoid(a) * torch.sigmoid(sd - a)
 
 
-def _chebyshev_to_monomial(p: int) -> Tensor:
-    """(p, p) float64 C with T_k(tau) = sum_j C[k, j] tau**j (exact integers)."""
-    c = torch.zeros(p, p, dtype=torch.float64)
+def _chebyshev_to_monomial(terms: int) -> Tensor:
+    """(terms, terms) float64 C with T_k(tau) = sum_j C[k, j] tau**j (exact integers)."""
+    c = torch.zeros(terms, terms, dtype=torch.float64)
     c[0, 0] = 1.0
-    if p > 1:
+    if terms > 1:
         c[1, 1] = 1.0
-    for k in range(2, p):
+    for k in range(2, terms):
         c[k, 1:] = 2.0 * c[k - 1, :-1]
         c[k] -= c[k - 2]
     return c
@@ -253,12 +254,12 @@ class MomentPlan:
     cells: int
     bin_offset: int  # bins a cell's groups feed below the cell's own first bin
     bins_fed: int  # bins each group feeds: cell_bins + bin_offset + ceil(reach)
-    kernel_toeplitz: Tensor  # (cell_groups * terms, bins_fed) float64
+    kernel_toeplitz: Tensor = field(repr=False)  # (cell_groups * terms, bins_fed) float64
     # (terms * groups, bins) float64, rows in the table's (terms / 2, groups, 2) order; or
     # None where too large (then finish and grad_table go through kernel_toeplitz)
-    kernel_dense: Tensor | None
+    kernel_dense: Tensor | None = field(repr=False)
     # (bins, groups * (terms - 1)): dL/dhist @ kernel_grad is the backward's table; per dtype
-    kernel_grad: dict[torch.dtype, Tensor] = field(default_factory=dict)
+    kernel_grad: dict[torch.dtype, Tensor] = field(default_factory=dict, repr=False)
 
     @property
     def groups(self) -> int:
@@ -289,10 +290,10 @@ class MomentPlan:
         """(n,) values (no NaN) -> (n,) table keys (group + offsets + offset) and float64 tau
         in [-1, 1), the position in the group. Values beyond the covered cells are
         clamped into the trash cells at either end, whose moments no bin reads."""
-        w = self.delta * self.cell_bins / self.cell_groups
+        group_width = self.delta * self.cell_bins / self.cell_groups
         first = (self.first_cell - 1) * self.cell_groups  # global index of group 0
         t = SCRATCH.get("t", x.shape[0], torch.float64, x.device).copy_(x)
-        t.mul_(1.0 / w).add_(-self.lo / w - first).clamp_(0.0, self.groups - 1)
+        t.mul_(1.0 / group_width).add_(-self.lo / group_width - first).clamp_(0.0, self.groups - 1)
         keys = SCRATCH.get("keys", x.shape[0], torch.int64, x.device)
         keys.copy_(t).add_(offsets).add_(offset)  # t >= 0: truncation is floor
         return keys, t.frac_().mul_(2.0).sub_(1.0)
