@@ -35,13 +35,8 @@ import torch
 from _timing import LoadWatch, spread
 from torch.profiler import ProfilerActivity, profile
 
-from histae.histogram import (
-    _SCRATCH,
-    _make_plan,
-    _make_plan_cached,
-    soft_histogram,
-    soft_histogram_reference,
-)
+from histae._histogram_engine import SCRATCH, build_plan, make_plan
+from histae.histogram import soft_histogram, soft_histogram_reference
 
 MIB = 2**20
 
@@ -171,9 +166,9 @@ def main() -> None:
     for per_channel in (False, True):
         for bins, sigma in grid:
             x, w = (t.to(device) for t in workload(per_channel, bins))
-            plan = _make_plan(bins, 0.0, 1.0, sigma, torch.float32, "auto", device)
-            method = f"{type(plan).__name__[1:-4].lower()}" + (
-                f" p={plan.p}" if hasattr(plan, "p") else f" w={plan.w}"
+            plan = make_plan(bins, 0.0, 1.0, sigma, torch.float32, "auto", device)
+            method = f"{type(plan).__name__[:-4].lower()}" + (
+                f" p={plan.terms}" if hasattr(plan, "terms") else f" w={plan.window}"
             )
             step(ours, x, w, bins, sigma)  # warm: builds and caches the plan
             step(soft_histogram_reference, x, w, bins, sigma)
@@ -187,8 +182,8 @@ def main() -> None:
                 ours_mib = cuda_peak(device, step, ours, x, w, bins, sigma)
             else:
                 ref_mib = peak_allocated(step, soft_histogram_reference, x, w, bins, sigma)
-                _make_plan_cached.cache_clear()  # cold: plan, kernel matrices and scratch
-                _SCRATCH.buffers.clear()
+                build_plan.cache_clear()  # cold: plan, kernel matrices and scratch
+                SCRATCH.buffers.clear()
                 ours_mib = peak_allocated(step, ours, x, w, bins, sigma)
             ref_err, ours_err = max_error(x.cpu(), bins, sigma)
             mode = "per channel" if per_channel else "per image"

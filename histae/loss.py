@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from histae.histogram import check_histogram_args, soft_histogram
+# _soft_histogram: soft_histogram without its argument checks, for HistogramLoss's steps.
+from histae.histogram import _soft_histogram, check_histogram_args
 
 # Names the ``loss`` option accepts.
 LOSS_NAMES = (
@@ -127,6 +128,27 @@ def histogram_loss(
         0.5
     """
     check_loss_args(bins, min, max, sigma, loss, normalize, kernel)
+    return _histogram_loss(
+        output, target, bins, min, max, sigma, loss, normalize, per_channel, kernel, target_hist
+    )
+
+
+def _histogram_loss(
+    output: Tensor,
+    target: Tensor,
+    bins: int,
+    min: float,
+    max: float,
+    sigma: float,
+    loss: str | Distance,
+    normalize: bool | float,
+    per_channel: bool,
+    kernel: str,
+    target_hist: Tensor | None,
+) -> Tensor:
+    """:func:`histogram_loss` for arguments already checked by :func:`check_loss_args` (by it,
+    or once by :class:`HistogramLoss`); only the tensors, which change every step, are
+    checked here."""
     if output.shape != target.shape:
         raise ValueError(f"output and target shapes differ: {output.shape} vs {target.shape}")
     if output.dim() < (3 if per_channel else 2):
@@ -137,9 +159,9 @@ def histogram_loss(
     tgt = target.flatten(start)
     if loss == "sorted_w1":
         return sorted_w1(out, tgt)
-    hist_out = soft_histogram(out, bins, min, max, sigma, kernel)  # (B, bins) or (B, C, bins)
+    hist_out = _soft_histogram(out, bins, min, max, sigma, kernel)  # (B, bins) or (B, C, bins)
     if target_hist is None:
-        hist_tgt = soft_histogram(tgt, bins, min, max, sigma, kernel)
+        hist_tgt = _soft_histogram(tgt, bins, min, max, sigma, kernel)
     elif target_hist.shape != hist_out.shape:
         raise ValueError(
             f"target_hist has shape {tuple(target_hist.shape)}, expected {tuple(hist_out.shape)}"
@@ -257,12 +279,13 @@ class HistogramLoss(nn.Module):
         if not self.has_target_histogram:
             raise ValueError("loss.loss 'sorted_w1' compares sorted values, not histograms")
         tgt = target.flatten(2 if self.per_channel else 1)
-        return soft_histogram(tgt, self.bins, self.min, self.max, self.sigma, self.kernel)
+        return _soft_histogram(tgt, self.bins, self.min, self.max, self.sigma, self.kernel)
 
     def forward(self, output: Tensor, target: Tensor, target_hist: Tensor | None = None) -> Tensor:
         """(B, C, H, W) reconstruction and images -> scalar loss; ``target_hist``: the
-        target's histogram from :meth:`target_histogram`, if already known."""
-        return histogram_loss(
+        target's histogram from :meth:`target_histogram`, if already known. The arguments
+        were checked in ``__init__``: no per-step re-checking."""
+        return _histogram_loss(
             output,
             target,
             self.bins,

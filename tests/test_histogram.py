@@ -9,16 +9,15 @@ import threading
 import pytest
 import torch
 
-from histae import histogram
-from histae.histogram import (
-    _EPS_DEFAULT,
-    _bin_kernel,
-    _make_plan_cached,
-    _SigmoidHistogram,
+from histae import _histogram_engine as engine
+from histae._histogram_engine import (
+    EPS_DEFAULT,
+    StreamingHistogram,
+    bin_kernel,
+    build_plan,
     chebyshev_error_bound,
-    soft_histogram,
-    soft_histogram_reference,
 )
+from histae.histogram import soft_histogram, soft_histogram_reference
 
 
 def values(shape: tuple[int, ...], lo: float, hi: float, seed: int = 0) -> torch.Tensor:
@@ -85,19 +84,19 @@ def test_the_stated_error_bound_holds_per_value_and_bin(method: str, sd: float) 
     # truncations (Chebyshev, saturation window) remain. Each column is one value, placed
     # over a fine sweep of positions, including the window's far edge (~ T / sigma away).
     bins, sigma = 20, sd * 20
-    plan = _make_plan_cached(bins, 0.0, 1.0, sigma, _EPS_DEFAULT, method, "cpu")
-    reach = math.log(1 / _EPS_DEFAULT) / sigma  # in value units
+    plan = build_plan(bins, 0.0, 1.0, sigma, EPS_DEFAULT, method, "cpu")
+    reach = math.log(1 / EPS_DEFAULT) / sigma  # in value units
     x = torch.linspace(-reach - 0.01, 1 + reach + 0.01, 4001, dtype=torch.float64)
-    got = _SigmoidHistogram.apply(x[:, None], plan, None)  # (values, bins)
+    got = StreamingHistogram.apply(x[:, None], plan, None)  # (values, bins)
     err = (got - soft_histogram_reference(x[:, None], bins, 0.0, 1.0, sigma)).abs().max()
-    assert err.item() <= _EPS_DEFAULT
+    assert err.item() <= EPS_DEFAULT
     # The bound is not vacuous: a looser plan misses it, within its own looser bound (unless
     # its window spans every bin: the dense edge form truncates nothing).
-    loose = _make_plan_cached(bins, 0.0, 1.0, sigma, 2.0**-10, method, "cpu")
-    loose_err = (_SigmoidHistogram.apply(x[:, None], loose, None) - got).abs().max().item()
-    assert loose_err <= 2.0**-10 + _EPS_DEFAULT
-    if getattr(loose, "w", 0) != bins:
-        assert loose_err > _EPS_DEFAULT
+    loose = build_plan(bins, 0.0, 1.0, sigma, 2.0**-10, method, "cpu")
+    loose_err = (StreamingHistogram.apply(x[:, None], loose, None) - got).abs().max().item()
+    assert loose_err <= 2.0**-10 + EPS_DEFAULT
+    if getattr(loose, "window", 0) != bins:
+        assert loose_err > EPS_DEFAULT
 
 
 def test_chebyshev_bound_and_saturation_cut() -> None:
@@ -109,21 +108,19 @@ def test_chebyshev_bound_and_saturation_cut() -> None:
     t = math.log(1 / eps)
     for sd in (0.1, 1.0, 30.0):
         beyond = torch.tensor([-t, t + sd], dtype=torch.float64)  # nearest edge T away
-        assert (_bin_kernel(beyond, sd) < eps).all()
+        assert (bin_kernel(beyond, sd) < eps).all()
         within = torch.tensor([-t / 2, t / 2 + sd], dtype=torch.float64)
-        assert (_bin_kernel(within, sd) > eps).all()
+        assert (bin_kernel(within, sd) > eps).all()
 
 
 @pytest.mark.parametrize(("bins", "sigma"), [(7, 0.5), (50, 20.0), (50, 300.0), (3, 60.0)])
 def test_the_toeplitz_fallback_for_wide_kernel_matrices(monkeypatch, bins, sigma) -> None:
-    # Kernel matrices over _DENSE_ELEMENTS stay Toeplitz (fold / unfold); force that path.
-    monkeypatch.setattr(histogram, "_DENSE_ELEMENTS", 0)
-    _make_plan_cached.cache_clear()
+    # Kernel matrices over DENSE_ELEMENTS stay Toeplitz (fold / unfold); force that path.
+    monkeypatch.setattr(engine, "DENSE_ELEMENTS", 0)
+    build_plan.cache_clear()
     try:
-        assert (
-            histogram._make_plan(bins, 0.0, 1.0, sigma, torch.float64, "moments", "cpu").k_full
-            is None
-        )
+        plan = engine.make_plan(bins, 0.0, 1.0, sigma, torch.float64, "moments", "cpu")
+        assert plan.kernel_dense is None
         x = values((2, 60), 0.0, 1.0, seed=8)[:, 6:].clone().requires_grad_()
         got = soft_histogram(x, bins, sigma=sigma, block_size=17, method="moments")
         expected = soft_histogram_reference(x, bins, 0.0, 1.0, sigma)
@@ -131,7 +128,7 @@ def test_the_toeplitz_fallback_for_wide_kernel_matrices(monkeypatch, bins, sigma
         fn = lambda t: soft_histogram(t, bins, sigma=sigma, block_size=5, method="moments")  # noqa: E731
         assert torch.autograd.gradcheck(fn, (x[:, :5].detach().clone().requires_grad_(),))
     finally:
-        _make_plan_cached.cache_clear()  # no Toeplitz-only plans left for other tests
+        build_plan.cache_clear()  # no Toeplitz-only plans left for other tests
 
 
 def test_concurrent_calls_from_threads_do_not_share_work_buffers() -> None:

@@ -228,6 +228,23 @@ def test_bad_arguments_name_the_key(kwargs: dict, match: str) -> None:
         )
 
 
+def test_the_module_checks_its_arguments_once_not_every_step(monkeypatch) -> None:
+    # __init__ checks; forward and target_histogram run unchecked inner functions.
+    criterion = HistogramLoss(12, sigma=60.0, loss="emd")
+    out, tgt = images(17), images(18)
+    expected = criterion(out, tgt)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("argument check called per step")
+
+    monkeypatch.setattr("histae.loss.check_loss_args", refuse)
+    monkeypatch.setattr("histae.loss.check_histogram_args", refuse)
+    monkeypatch.setattr("histae.histogram.check_histogram_args", refuse)
+    assert torch.equal(criterion(out, tgt, criterion.target_histogram(tgt)), expected)
+    with pytest.raises(AssertionError, match="per step"):  # the public function still checks
+        histogram_loss(out, tgt, 12, 0.0, 1.0, 60.0, "emd")
+
+
 def test_mismatched_shapes_are_refused() -> None:
     with pytest.raises(ValueError, match=r"output and target shapes differ"):
         HistogramLoss()(images(0), images(1, s=4))

@@ -131,15 +131,22 @@ def test_diverged_job_stops_keeps_its_checkpoint_and_the_sweep_goes_on(run_cli, 
 
 def test_failed_job_is_recorded_and_the_others_run(run_cli, capsys, tmp_path) -> None:
     sweep = tmp_path / "sweep"
+    # A value only the job can find wrong (the config is fine): 40 tiles hold 36 training tiles,
+    # fewer than a batch of 64. A bad config value is refused before any job starts (test_faults).
     code = run_cli(
-        "-m", *TINY, "trainer.max_inputs=32", "trainer.batch_size=0,16", f"hydra.sweep.dir={sweep}"
+        "-m",
+        *TINY,
+        "trainer.max_inputs=32",
+        "trainer.batch_size=64,16",
+        "data.count=40",
+        f"hydra.sweep.dir={sweep}",
     )
-    assert code != 0
+    assert code == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "1 of 2 jobs failed" in err[0] and "batch_size-0" in err[0]
-    failed, done = read_status(sweep / "batch_size-0"), read_status(sweep / "batch_size-16")
+    assert len(err) == 1 and "1 of 2 jobs failed" in err[0] and "batch_size-64" in err[0]
+    failed, done = read_status(sweep / "batch_size-64"), read_status(sweep / "batch_size-16")
     assert failed["status"] == "failed"
-    assert failed["error"] == "ValueError: trainer.batch_size must be >= 1, got 0"
+    assert failed["error"].startswith("ValueError: trainer.batch_size=64 is larger than the ")
     assert done["status"] == "done"
-    log = (sweep / "batch_size-0" / "histae.log").read_text()
-    assert "trainer.batch_size must be >= 1, got 0" in log
+    log = (sweep / "batch_size-64" / "histae.log").read_text()
+    assert "trainer.batch_size=64 is larger than the" in log
