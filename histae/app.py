@@ -76,7 +76,7 @@ def _main(cfg: DictConfig) -> dict[str, Any]:
 
     single = hydra_cfg.mode == RunMode.RUN
     try:
-        summary = train(cfg, job_dir, on_start=record_config)
+        summary = train(cfg, job_dir, on_start=record_config, record_failure=not single)
     except Exception as err:
         if not single or os.environ.get("HYDRA_FULL_ERROR") == "1":
             log.error(f"[{job_dir.name}] failed: {error_line(err)}")

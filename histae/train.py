@@ -197,13 +197,37 @@ def torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+@contextlib.contextmanager
+def setup_failures(
+    job: JobDir, on_start: Callable[[], None] | None, record: bool
+) -> Iterator[None]:
+    """Leave the folder untouched when setting a job up fails, unless ``record``: a sweep's job
+    then records ``failed`` with the reason, so the report lists it with its error."""
+    try:
+        yield
+    except Exception:
+        if not record:
+            raise
+        with job.recording():
+            if on_start is not None:
+                on_start()
+            raise
+
+
 def train(
-    cfg: DictConfig, job_dir: str | Path, on_start: Callable[[], None] | None = None
+    cfg: DictConfig,
+    job_dir: str | Path,
+    on_start: Callable[[], None] | None = None,
+    record_failure: bool = False,
 ) -> dict[str, Any]:
-    """Check ``cfg``, then train one job (:func:`run_job`) with ``trainer.threads`` threads."""
+    """Check ``cfg``, then train one job (:func:`run_job`) with ``trainer.threads`` threads.
+
+    ``record_failure``: a job that fails while being set up (its data, its model) still writes
+    its folder's status (sweeps); otherwise it leaves the folder as it was (single runs).
+    """
     check_config(cfg)
     with torch_threads(cfg.trainer.threads), deterministic_mode(cfg.trainer.deterministic):
-        return run_job(cfg, job_dir, on_start)
+        return run_job(cfg, job_dir, on_start, record_failure)
 
 
 def next_batch(state: TrainState, tiles: Tensor, cfg: DictConfig, device: torch.device) -> Tensor:
@@ -278,7 +302,10 @@ def summarize(
 
 
 def run_job(
-    cfg: DictConfig, job_dir: str | Path, on_start: Callable[[], None] | None = None
+    cfg: DictConfig,
+    job_dir: str | Path,
+    on_start: Callable[[], None] | None = None,
+    record_failure: bool = False,
 ) -> dict[str, Any]:
     """Train one job as ``cfg`` says, writing its folder ``job_dir``.
 
@@ -298,13 +325,16 @@ def run_job(
         return done
 
     # --- setup: everything that can fail on bad input, before anything is written
-    seed_everything(t.seed)
-    setup = build_job(cfg)
+    with setup_failures(job, on_start, record_failure):
+        seed_everything(t.seed)
+        setup = build_job(cfg)
+        resume_from = (
+            job.path / CHECKPOINT if t.resume and (job.path / CHECKPOINT).exists() else None
+        )
+        checkpoint = load_checkpoint(resume_from) if resume_from else None
+        if checkpoint is not None:
+            check_resumable(checkpoint, config, job.path / CHECKPOINT)
     train_tiles, val_tiles = torch.from_numpy(setup.tiles.train), torch.from_numpy(setup.tiles.val)
-    resume_from = job.path / CHECKPOINT if t.resume and (job.path / CHECKPOINT).exists() else None
-    checkpoint = load_checkpoint(resume_from) if resume_from else None
-    if checkpoint is not None:
-        check_resumable(checkpoint, config, job.path / CHECKPOINT)
 
     with job.recording(), stop_signals() as stop:
         # --- resume, or start
