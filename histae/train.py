@@ -328,7 +328,8 @@ def run_job(
     parameters = count_parameters(model)
     log.info(
         f"[{name}] {parameters:,} parameters, {len(train_tiles)} train / {len(val_tiles)} "
-        f"validation tiles, {t.max_inputs} inputs on {device}"
+        f"validation tiles, {t.max_inputs} inputs on {device}, "
+        f"{torch.get_num_threads()} CPU threads"
     )
     progress = Progress(t.max_inputs, state["inputs"], name)
     start = time.perf_counter()

@@ -1,0 +1,206 @@
+"""histae on a real one-node SLURM cluster (scripts/slurm-local.sh), through submitit_slurm.
+
+Every job here goes through sbatch: SLURM's own record of it (jobcomp.txt, one line per finished
+job with its array id and start/end times) and submitit's per-job logs are the evidence. The
+controller (``python -m histae -m ...``) runs as a subprocess, exactly as README shows it.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from histae.artifacts import read_metrics, read_status
+from tests.conftest import ROOT
+
+pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+
+SCRIPT = ROOT / "scripts" / "slurm-local.sh"
+
+# README's "Run on a cluster" commands; the tests run each of them (plus hydra.sweep.dir=...).
+TRY_OUT = (
+    "python -m histae -m +experiment=smoke hydra/launcher=submitit_slurm "
+    "hydra.launcher.cpus_per_task=1 loss=l1,mse optimizer.lr=0.001,0.0003"
+)
+ONE_AT_A_TIME = (
+    "python -m histae -m +experiment=smoke hydra/launcher=submitit_slurm "
+    "hydra.launcher.cpus_per_task=1 hydra.launcher.array_parallelism=1 trainer.seed=1,2"
+)
+
+# Two jobs' worth of steps on one CPU: long enough (several checkpoints) to interrupt mid-run.
+LONG_JOB = [
+    "+experiment=smoke",
+    "hydra/launcher=submitit_slurm",
+    "hydra.launcher.cpus_per_task=1",
+    "trainer.max_inputs=1920",
+    "trainer.val_every_inputs=320",
+    "trainer.log_every_inputs=64",
+]
+
+
+@dataclass
+class Cluster:
+    """A running local cluster: the environment that finds it, and its state folder."""
+
+    env: dict[str, str]
+    dir: Path
+
+    def run(self, *args: str, check: bool = False, timeout: float = 600) -> str:
+        """Run a command (``squeue``, ``scontrol ...``) against this cluster; its stdout."""
+        done = subprocess.run(
+            args, env=self.env, capture_output=True, text=True, check=check, timeout=timeout
+        )
+        return done.stdout
+
+    def finished_jobs(self, array_id: str) -> list[dict[str, str]]:
+        """SLURM's records (jobcomp.txt) of the finished tasks of array job ``array_id``."""
+        path = self.dir / "jobcomp.txt"
+        records = [
+            dict(re.findall(r"(\w+)=(\S*)", line))
+            for line in (path.read_text().splitlines() if path.exists() else [])
+        ]
+        return [r for r in records if r.get("ArrayJobId") == array_id]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A one-node cluster for the whole session, always stopped at the end (tests failing or not)."""
+    if shutil.which("slurmctld") is None:
+        pytest.skip("slurmctld is not installed (apt-get install -y slurm-wlm munge)")
+    state = tmp_path_factory.mktemp("slurm")
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    # Ports of their own, so a try-out cluster on the default ports does not get in the way.
+    env.update(
+        HISTAE_SLURM_DIR=str(state),
+        HISTAE_SLURM_CTLD_PORT=str(free_port()),
+        HISTAE_SLURM_SLURMD_PORT=str(free_port()),
+        SLURM_CONF=str(state / "slurm.conf"),
+    )
+    try:
+        start = subprocess.run(
+            [str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=120
+        )
+        if start.returncode != 0:
+            lines = start.stderr.strip().splitlines() or ["(no output)"]
+            pytest.fail(f"the local SLURM cluster did not start: {lines[-1]}", pytrace=False)
+        yield Cluster(env, state)
+    finally:
+        subprocess.run([str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120)
+
+
+def histae(cluster: Cluster, command: str | list[str], sweep: Path, **kwargs) -> subprocess.Popen:
+    """Start README's ``python -m histae ...`` (or ``-m`` + args) writing the sweep to ``sweep``."""
+    argv = shlex.split(command) if isinstance(command, str) else ["python", "-m", "histae", "-m"]
+    args = argv[3:] if isinstance(command, str) else command
+    return subprocess.Popen(
+        [sys.executable, "-m", "histae", *args, f"hydra.sweep.dir={sweep}"],
+        cwd=ROOT,
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
+    """Wait for the controller; its exit status and stderr."""
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"the sweep did not end within {timeout} s: {err[-2000:]}") from None
+    return proc.returncode, err
+
+
+def job_folders(sweep: Path) -> list[str]:
+    return sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def submitit_logs(sweep: Path) -> dict[str, Path]:
+    """``{"<array>_<task>": its submitit log}``: one per SLURM job that started."""
+    return {
+        log.name.removesuffix("_0_log.out"): log
+        for log in (sweep / ".submitit").glob("*_*/*_0_log.out")
+    }
+
+
+def job_of_log(text: str) -> str:
+    """The job folder a submitit log's histae lines name (``[loss-l1_lr-0.001] ...``)."""
+    match = re.search(r"\] - \[([^\]]+)\] [\d,]+ parameters", text)
+    assert match, text[-2000:]
+    return match.group(1)
+
+
+def wait_until(predicate: Callable[[], bool], proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 300
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"the sweep ended before {what}: {proc.stderr.read()[-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def results(sweep: Path) -> list[dict[str, str]]:
+    """The rows of the sweep report's results.csv."""
+    with open(sweep / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def train_rows_past(job_dir: Path, inputs: int) -> bool:
+    try:
+        rows = read_metrics(job_dir / "metrics.csv")
+    except (OSError, ValueError):
+        return False
+    return any(r["split"] == "train" and r["inputs"] > inputs for r in rows)
+
+
+@pytest.mark.slow
+def test_two_by_two_sweep_runs_as_four_slurm_jobs(cluster, tmp_path) -> None:
+    sweep = tmp_path / "sweep"
+    code, err = finish(histae(cluster, TRY_OUT, sweep))
+    assert code == 0, err[-2000:]
+    jobs = ["loss-l1_lr-0.0003", "loss-l1_lr-0.001", "loss-mse_lr-0.0003", "loss-mse_lr-0.001"]
+    assert job_folders(sweep) == jobs
+    # One sbatch of a 4-task array ...
+    submission = next((sweep / ".submitit").glob("*/*_submission.sh")).read_text()
+    assert "#SBATCH --array=0-3%4" in submission and "#SBATCH --cpus-per-task=1" in submission
+    logs = submitit_logs(sweep)
+    array_ids = {name.split("_")[0] for name in logs}
+    assert len(logs) == 4 and len(array_ids) == 1
+    # ... that SLURM ran and recorded: four tasks, each completed.
+    records = cluster.finished_jobs(array_ids.pop())
+    assert sorted(r["ArrayTaskId"] for r in records) == ["0", "1", "2", "3"]
+    assert {r["JobState"] for r in records} == {"COMPLETED"}
+    seen = set()
+    for task, log in logs.items():
+        text = log.read_text()
+        assert f"JobEnvironment(job_id={task}," in text  # submitit read SLURM_JOB_ID & co.
+        seen.add(job_of_log(text))
+        # cpus_per_task=1 -> one torch thread (torch would take both cores otherwise).
+        assert re.search(r" on cpu, 1 CPU threads", text), text[-2000:]
+    assert sorted(seen) == jobs
+    assert {r["job"]: r["status"] for r in results(sweep)} == dict.fromkeys(jobs, "done")
