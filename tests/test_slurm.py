@@ -12,7 +12,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -41,12 +40,12 @@ ONE_AT_A_TIME = (
     "hydra.launcher.cpus_per_task=1 hydra.launcher.array_parallelism=1 trainer.seed=1,2"
 )
 
-# Two jobs' worth of steps on one CPU: long enough (several checkpoints) to interrupt mid-run.
+# Three checkpoints (320, 640, 960 inputs) on one CPU: long enough to interrupt mid-run.
 LONG_JOB = [
     "+experiment=smoke",
     "hydra/launcher=submitit_slurm",
     "hydra.launcher.cpus_per_task=1",
-    "trainer.max_inputs=1920",
+    "trainer.max_inputs=960",
     "trainer.val_every_inputs=320",
     "trainer.log_every_inputs=64",
 ]
@@ -110,8 +109,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 def histae(cluster: Cluster, command: str | list[str], sweep: Path, **kwargs) -> subprocess.Popen:
     """Start README's ``python -m histae ...`` (or ``-m`` + args) writing the sweep to ``sweep``."""
-    argv = shlex.split(command) if isinstance(command, str) else ["python", "-m", "histae", "-m"]
-    args = argv[3:] if isinstance(command, str) else command
+    args = shlex.split(command)[3:] if isinstance(command, str) else ["-m", *command]
     return subprocess.Popen(
         [sys.executable, "-m", "histae", *args, f"hydra.sweep.dir={sweep}"],
         cwd=ROOT,
@@ -139,10 +137,10 @@ def job_folders(sweep: Path) -> list[str]:
 
 
 def submitit_logs(sweep: Path) -> dict[str, Path]:
-    """``{"<array>_<task>": its submitit log}``: one per SLURM job that started."""
+    """``{"<array>_<task>" (or "<job>" for a one-job sweep): its submitit log}``, one per job."""
     return {
         log.name.removesuffix("_0_log.out"): log
-        for log in (sweep / ".submitit").glob("*_*/*_0_log.out")
+        for log in (sweep / ".submitit").glob("*/*_0_log.out")
     }
 
 
@@ -204,3 +202,125 @@ def test_two_by_two_sweep_runs_as_four_slurm_jobs(cluster, tmp_path) -> None:
         assert re.search(r" on cpu, 1 CPU threads", text), text[-2000:]
     assert sorted(seen) == jobs
     assert {r["job"]: r["status"] for r in results(sweep)} == dict.fromkeys(jobs, "done")
+
+
+@pytest.mark.slow
+def test_a_job_that_fails_on_the_cluster_is_reported_and_the_others_finish(cluster, tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [*LONG_JOB[:3], "trainer.max_inputs=32", "trainer.batch_size=0,16"]
+    code, err = finish(histae(cluster, args, sweep))
+    assert code != 0
+    last = err.strip().splitlines()[-1]
+    assert "1 of 2 jobs failed" in last and "batch_size-0" in last, err[-2000:]
+    rows = {r["job"]: r for r in results(sweep)}
+    assert rows["batch_size-0"]["status"] == "failed"
+    assert rows["batch_size-0"]["error"] == "ValueError: trainer.batch_size must be >= 1, got 0"
+    assert rows["batch_size-16"]["status"] == "done"
+    # Both ran on the cluster: histae caught the error inside its SLURM job and returned it.
+    (array_id,) = {name.split("_")[0] for name in submitit_logs(sweep)}
+    assert len(cluster.finished_jobs(array_id)) == 2
+
+
+@pytest.mark.slow
+def test_array_parallelism_one_runs_the_jobs_one_at_a_time(cluster, tmp_path) -> None:
+    sweep = tmp_path / "sweep"
+    code, err = finish(histae(cluster, ONE_AT_A_TIME, sweep))
+    assert code == 0, err[-2000:]
+    assert job_folders(sweep) == ["seed-1", "seed-2"]
+    submission = next((sweep / ".submitit").glob("*/*_submission.sh")).read_text()
+    assert "#SBATCH --array=0-1%1" in submission
+    (array_id,) = {name.split("_")[0] for name in submitit_logs(sweep)}
+    # SLURM's start and end times (whole seconds): each job starts once the one before has ended.
+    runs = sorted((r["StartTime"], r["EndTime"]) for r in cluster.finished_jobs(array_id))
+    assert len(runs) == 2
+    assert runs[1][0] >= runs[0][1], runs
+    # The same from the jobs' own logs, to the millisecond.
+    spans = sorted(log_span(log.read_text()) for log in submitit_logs(sweep).values())
+    assert spans[1][0] >= spans[0][1], spans
+
+
+def log_span(text: str) -> tuple[str, str]:
+    """The first and last timestamps of a submitit log (``2026-11-29 00:06:55,609``)."""
+    stamps = re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}", text)
+    return stamps[0], stamps[-1]
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """LONG_JOB run without interruption, here, on one thread like its SLURM job."""
+    run_dir = tmp_path_factory.mktemp("straight") / "job"
+    job = [a for a in LONG_JOB if not a.startswith("hydra")]
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    done = subprocess.run(
+        [sys.executable, "-m", "histae", *job, "trainer.threads=1", f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return run_dir
+
+
+def interrupt_and_finish(cluster: Cluster, sweep: Path, signal_job: Callable[[str], None]) -> Path:
+    """Run LONG_JOB on the cluster; past its first checkpoint, ``signal_job(slurm_job_id)``.
+
+    Returns the job folder once the controller has ended (with exit status 0).
+    """
+    proc = histae(cluster, LONG_JOB, sweep)
+
+    def job_dir() -> Path | None:
+        folders = job_folders(sweep) if sweep.is_dir() else []
+        return sweep / folders[0] if folders else None
+
+    wait_until(lambda: (d := job_dir()) is not None and train_rows_past(d, 320), proc, "320 inputs")
+    (slurm_id,) = submitit_logs(sweep)
+    signal_job(slurm_id)
+    code, err = finish(proc)
+    assert code == 0, err[-2000:]
+    folder = job_dir()
+    assert folder is not None
+    return folder
+
+
+def assert_resumed_bitwise(job: Path, straight: Path, log: str) -> None:
+    """The job started twice, the second time from a checkpoint, and ended as ``straight``."""
+    assert log.count("Starting with JobEnvironment") == 2, log[-3000:]
+    resumed = [int(n) for n in re.findall(r"resuming from \S+ at (\d+) inputs", log)]
+    assert len(resumed) == 1 and 320 <= resumed[0] < 960, log[-3000:]
+    assert read_status(job)["status"] == "done"
+    a = torch.load(straight / "checkpoint.pt", weights_only=False)
+    b = torch.load(job / "checkpoint.pt", weights_only=False)
+    assert a["model"].keys() == b["model"].keys()
+    for name in a["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), name
+    assert (straight / "metrics.csv").read_text() == (job / "metrics.csv").read_text()
+
+
+@pytest.mark.slow
+def test_requeued_job_resumes_from_its_checkpoint_bitwise(cluster, straight, tmp_path) -> None:
+    # What SLURM does on preemption with PreemptMode=REQUEUE: SIGCONT and SIGTERM to the job,
+    # SIGKILL KillWait seconds later, then the same job id back in the queue.
+    sweep = tmp_path / "sweep"
+    job = interrupt_and_finish(
+        cluster, sweep, lambda jid: cluster.run("scontrol", "requeue", jid, check=True)
+    )
+    (log,) = submitit_logs(sweep).values()
+    assert_resumed_bitwise(job, straight, log.read_text())
+
+
+@pytest.mark.slow
+def test_time_limit_signal_checkpoints_requeues_and_resumes_bitwise(
+    cluster, straight, tmp_path
+) -> None:
+    # What SLURM sends signal_delay_s before the time limit (sbatch --signal=USR2@...): submitit
+    # pickles the job again (the launcher's checkpoint()), runs `scontrol requeue` and exits.
+    sweep = tmp_path / "sweep"
+    job = interrupt_and_finish(
+        cluster, sweep, lambda jid: cluster.run("scancel", "--signal=USR2", jid, check=True)
+    )
+    (log,) = submitit_logs(sweep).values()
+    text = log.read_text()
+    assert "Caught signal SIGUSR2" in text and f"Requeued job {log.parent.name}" in text
+    assert_resumed_bitwise(job, straight, text)
