@@ -18,7 +18,7 @@ CTLD_PORT="${HISTAE_SLURM_CTLD_PORT:-6817}"
 SLURMD_PORT="${HISTAE_SLURM_SLURMD_PORT:-6818}"
 PARTITION="${HISTAE_SLURM_PARTITION:-local}"
 CONF="$DIR/slurm.conf"
-NODE="$(hostname -s)"
+NODE="" # this machine's short host name, once the packages are known to be there
 export SLURM_CONF="$CONF"
 
 say() { echo "slurm-local: $*" >&2; }
@@ -111,7 +111,6 @@ wait_idle() {
 }
 
 start() {
-    need_packages
     if alive "$DIR/munged.pid" && alive "$DIR/slurmctld.pid" && alive "$DIR/slurmd.pid"; then
         wait_idle
         say "already running: partition $PARTITION on $NODE ($DIR)"
@@ -181,9 +180,19 @@ status() {
 }
 
 case "${1:-}" in
-start) start ;;
-stop) stop ;;
-status) status ;;
+start)
+    need_packages
+    NODE="$(hostname -s)"
+    start
+    ;;
+stop)
+    NODE="$(hostname -s)"
+    stop
+    ;;
+status)
+    NODE="$(hostname -s)"
+    status
+    ;;
 env) echo "export SLURM_CONF=$CONF" ;;
 *)
     echo "usage: $0 start|stop|status|env" >&2

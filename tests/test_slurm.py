@@ -176,6 +176,38 @@ def train_rows_past(job_dir: Path, inputs: int) -> bool:
     return any(r["split"] == "train" and r["inputs"] > inputs for r in rows)
 
 
+def test_the_script_names_missing_packages_in_one_line(tmp_path) -> None:
+    bash = shutil.which("bash")
+    assert bash is not None
+    done = subprocess.run(
+        [bash, str(SCRIPT), "start"],
+        env={"PATH": str(tmp_path), "HISTAE_SLURM_DIR": str(tmp_path / "slurm")},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "slurm-local: error: missing munge slurmctld slurmd slurm-client; "
+        "install with: apt-get install -y slurm-wlm munge"
+    ]
+    assert not (tmp_path / "slurm").exists()
+
+
+@pytest.mark.slow
+def test_start_again_finds_the_running_cluster(cluster) -> None:
+    again = subprocess.run(
+        [str(SCRIPT), "start"], env=cluster.env, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 0
+    assert "already running" in again.stderr
+    assert again.stdout == f"export SLURM_CONF={cluster.dir / 'slurm.conf'}\n"
+    status = subprocess.run(
+        [str(SCRIPT), "status"], env=cluster.env, capture_output=True, text=True
+    )
+    assert status.returncode == 0
+    assert re.search(r"\b(idle|mixed|allocated)\b", status.stdout), status.stdout
+
+
 @pytest.mark.slow
 def test_two_by_two_sweep_runs_as_four_slurm_jobs(cluster, tmp_path) -> None:
     sweep = tmp_path / "sweep"
