@@ -12,6 +12,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -356,3 +357,44 @@ def test_time_limit_signal_checkpoints_requeues_and_resumes_bitwise(
     text = log.read_text()
     assert "Caught signal SIGUSR2" in text and f"Requeued job {log.parent.name}" in text
     assert_resumed_bitwise(job, straight, text)
+
+
+@pytest.mark.slow
+def test_sweep_resumes_after_the_cluster_was_drained(cluster, tmp_path) -> None:
+    # A short job that finishes, then a long one that the drain interrupts past a checkpoint.
+    sweep = tmp_path / "sweep"
+    args = [
+        *LONG_JOB[:3],
+        "hydra.launcher.array_parallelism=1",
+        "trainer.val_every_inputs=320",
+        "trainer.max_inputs=192,960",
+    ]
+    proc = histae(cluster, args, sweep)
+    long_job = sweep / "max_inputs-960"
+    wait_until(lambda: train_rows_past(long_job, 320), proc, "the second job's checkpoint")
+    node = cluster.run("hostname", "-s").strip()
+    # README: drain the node, cancel what still runs, stop the controller (it would wait on).
+    cluster.run("scontrol", "update", f"nodename={node}", "state=drain", "reason=test", check=True)
+    (array_id,) = {name.split("_")[0] for name in submitit_logs(sweep)}
+    cluster.run("scancel", array_id, check=True)
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    assert read_status(sweep / "max_inputs-192")["status"] == "done"
+    assert read_status(long_job)["status"] == "running"  # its process is gone: "stopped"
+
+    cluster.run("scontrol", "update", f"nodename={node}", "state=resume", check=True)
+    code, err = finish(histae(cluster, args, sweep))
+    assert code == 0, err[-2000:]
+    assert {r["job"]: r["status"] for r in results(sweep)} == {
+        "max_inputs-192": "done",
+        "max_inputs-960": "done",
+    }
+    short_log = (sweep / "max_inputs-192" / "histae.log").read_text()
+    assert "already done (192 inputs); skipping" in short_log
+    long_log = (long_job / "histae.log").read_text()
+    resumed = [int(n) for n in re.findall(r"resuming from \S+ at (\d+) inputs", long_log)]
+    assert len(resumed) == 1 and 320 <= resumed[0] < 960, long_log[-3000:]
