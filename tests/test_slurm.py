@@ -40,6 +40,10 @@ ONE_AT_A_TIME = (
     "python -m histae -m +experiment=smoke hydra/launcher=submitit_slurm "
     "hydra.launcher.cpus_per_task=1 hydra.launcher.array_parallelism=1 trainer.seed=1,2"
 )
+# README's way to take the node out, empty it and bring it back (run here through bash).
+DRAIN = "scontrol update nodename=$(hostname -s) state=drain reason=maintenance"
+CANCEL = "scancel <array job id>"
+RESUME = "scontrol update nodename=$(hostname -s) state=resume"
 
 # Three checkpoints (320, 640, 960 inputs) on one CPU: long enough to interrupt mid-run.
 LONG_JOB = [
@@ -192,6 +196,29 @@ def test_the_script_names_missing_packages_in_one_line(tmp_path) -> None:
         "install with: apt-get install -y slurm-wlm munge"
     ]
     assert not (tmp_path / "slurm").exists()
+
+
+def test_readme_cluster_commands_are_the_tested_ones() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Run on a cluster\n", 1)[1].split("\n## ", 1)[0]
+    commands = [
+        line
+        for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+        for line in block.strip().splitlines()
+    ]
+    assert commands == [
+        "apt-get install -y slurm-wlm munge",  # CI's apt-get line installs both
+        'eval "$(scripts/slurm-local.sh start)"',  # the cluster fixture (and the next test)
+        TRY_OUT,
+        ONE_AT_A_TIME,
+        "scripts/slurm-local.sh status",
+        "scripts/slurm-local.sh stop",  # the cluster fixture, at the end
+        DRAIN,
+        CANCEL,
+        RESUME,
+    ]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "apt-get install -y" in ci and " slurm-wlm munge " in ci
 
 
 @pytest.mark.slow
@@ -372,11 +399,10 @@ def test_sweep_resumes_after_the_cluster_was_drained(cluster, tmp_path) -> None:
     proc = histae(cluster, args, sweep)
     long_job = sweep / "max_inputs-960"
     wait_until(lambda: train_rows_past(long_job, 320), proc, "the second job's checkpoint")
-    node = cluster.run("hostname", "-s").strip()
     # README: drain the node, cancel what still runs, stop the controller (it would wait on).
-    cluster.run("scontrol", "update", f"nodename={node}", "state=drain", "reason=test", check=True)
+    cluster.run("bash", "-c", DRAIN, check=True)
     (array_id,) = {name.split("_")[0] for name in submitit_logs(sweep)}
-    cluster.run("scancel", array_id, check=True)
+    cluster.run("bash", "-c", CANCEL.replace("<array job id>", array_id), check=True)
     proc.send_signal(signal.SIGINT)
     try:
         proc.wait(timeout=60)
@@ -386,7 +412,7 @@ def test_sweep_resumes_after_the_cluster_was_drained(cluster, tmp_path) -> None:
     assert read_status(sweep / "max_inputs-192")["status"] == "done"
     assert read_status(long_job)["status"] == "running"  # its process is gone: "stopped"
 
-    cluster.run("scontrol", "update", f"nodename={node}", "state=resume", check=True)
+    cluster.run("bash", "-c", RESUME, check=True)
     code, err = finish(histae(cluster, args, sweep))
     assert code == 0, err[-2000:]
     assert {r["job"]: r["status"] for r in results(sweep)} == {
