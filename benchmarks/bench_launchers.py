@@ -79,7 +79,9 @@ def main() -> None:
                 after = os.getloadavg()[0]
                 busiest = max(busiest, before, after)
                 times[name].append(wall)
-                print(f"  {name:<16} {wall:7.1f} s   load {before:5.2f} -> {after:5.2f}", flush=True)
+                print(
+                    f"  {name:<16} {wall:7.1f} s   load {before:5.2f} -> {after:5.2f}", flush=True
+                )
     print()
     print(f"{'launcher':<16} {'min s':>7} {'median s':>9} {'max s':>7}")
     for name, walls in times.items():

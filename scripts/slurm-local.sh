@@ -107,7 +107,9 @@ wait_idle() {
         esac
         sleep 0.5
     done
-    die "node $NODE is '${state:-unreachable}' after 60 s; see $DIR/log/slurmctld.log and slurmd.log"
+    local reason
+    reason="$(sinfo -h -R -o %E 2>/dev/null | head -n1 || true)"
+    die "node $NODE is '${state:-unreachable}'${reason:+ ($reason)} after 60 s; see $DIR/log/"
 }
 
 start() {

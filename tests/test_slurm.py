@@ -38,7 +38,7 @@ TRY_OUT = (
 )
 ONE_AT_A_TIME = (
     "python -m histae -m +experiment=smoke hydra/launcher=submitit_slurm "
-    "hydra.launcher.cpus_per_task=1 hydra.launcher.array_parallelism=1 trainer.seed=1,2"
+    "hydra.launcher.array_parallelism=1 trainer.seed=1,2"
 )
 # README's way to take the node out, empty it and bring it back (run here through bash).
 DRAIN = "scontrol update nodename=$(hostname -s) state=drain reason=maintenance"
@@ -91,6 +91,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A one-node cluster for the whole session, always stopped at the end (tests failing or not)."""
     if shutil.which("slurmctld") is None:
         pytest.skip("slurmctld is not installed (apt-get install -y slurm-wlm munge)")
+    if os.geteuid() != 0:
+        pytest.skip("the local SLURM cluster runs its daemons as root; run the tests as root")
     state = tmp_path_factory.mktemp("slurm")
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     # Ports of their own, so a try-out cluster on the default ports does not get in the way.
@@ -297,6 +299,9 @@ def test_array_parallelism_one_runs_the_jobs_one_at_a_time(cluster, tmp_path) ->
     # The same from the jobs' own logs, to the millisecond.
     spans = sorted(log_span(log.read_text()) for log in submitit_logs(sweep).values())
     assert spans[1][0] >= spans[0][1], spans
+    # No cpus_per_task asked: SLURM allots one CPU per task by default, and that is what ran.
+    for log in submitit_logs(sweep).values():
+        assert " on cpu, 1 CPU threads" in log.read_text()
 
 
 def log_span(text: str) -> tuple[str, str]:
