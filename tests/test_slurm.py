@@ -114,29 +114,45 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         subprocess.run([str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120)
 
 
-def histae(cluster: Cluster, command: str | list[str], sweep: Path, **kwargs) -> subprocess.Popen:
-    """Start README's ``python -m histae ...`` (or ``-m`` + args) writing the sweep to ``sweep``."""
+def histae(cluster: Cluster, command: str | list[str], sweep: Path) -> subprocess.Popen:
+    """Start README's ``python -m histae ...`` (or ``-m`` + args) writing the sweep to ``sweep``.
+
+    Its stderr goes to a file beside the sweep (see :func:`stderr_of`): a pipe nobody reads
+    while a test waits on a job would fill up with submitit's polling lines and block it.
+    """
     args = shlex.split(command)[3:] if isinstance(command, str) else ["-m", *command]
-    return subprocess.Popen(
-        [sys.executable, "-m", "histae", *args, f"hydra.sweep.dir={sweep}"],
-        cwd=ROOT,
-        env=cluster.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
-    )
+    sweep.parent.mkdir(parents=True, exist_ok=True)
+    with open(stderr_path(sweep), "w") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "histae", *args, f"hydra.sweep.dir={sweep}"],
+            cwd=ROOT,
+            env=cluster.env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+        )
 
 
-def finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
-    """Wait for the controller; its exit status and stderr."""
+def stderr_path(sweep: Path) -> Path:
+    return sweep.with_name(f"{sweep.name}.stderr")
+
+
+def stderr_of(sweep: Path) -> str:
+    path = stderr_path(sweep)
+    return path.read_text() if path.exists() else ""
+
+
+def finish(proc: subprocess.Popen, sweep: Path, timeout: float = 600) -> tuple[int, str]:
+    """Wait for the controller of ``sweep``; its exit status and stderr."""
     try:
-        _, err = proc.communicate(timeout=timeout)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        _, err = proc.communicate()
-        raise AssertionError(f"the sweep did not end within {timeout} s: {err[-2000:]}") from None
-    return proc.returncode, err
+        proc.wait()
+        raise AssertionError(
+            f"the sweep did not end within {timeout} s: {stderr_of(sweep)[-2000:]}"
+        ) from None
+    return proc.returncode, stderr_of(sweep)
 
 
 def job_folders(sweep: Path) -> list[str]:
@@ -158,11 +174,13 @@ def job_of_log(text: str) -> str:
     return match.group(1)
 
 
-def wait_until(predicate: Callable[[], bool], proc: subprocess.Popen, what: str) -> None:
+def wait_until(
+    predicate: Callable[[], bool], proc: subprocess.Popen, sweep: Path, what: str
+) -> None:
     deadline = time.monotonic() + 300
     while not predicate():
         if proc.poll() is not None:
-            raise AssertionError(f"the sweep ended before {what}: {proc.stderr.read()[-2000:]}")
+            raise AssertionError(f"the sweep ended before {what}: {stderr_of(sweep)[-2000:]}")
         if time.monotonic() > deadline:
             proc.kill()
             raise AssertionError(f"timed out waiting for {what}")
@@ -241,7 +259,7 @@ def test_start_again_finds_the_running_cluster(cluster) -> None:
 @pytest.mark.slow
 def test_two_by_two_sweep_runs_as_four_slurm_jobs(cluster, tmp_path) -> None:
     sweep = tmp_path / "sweep"
-    code, err = finish(histae(cluster, TRY_OUT, sweep))
+    code, err = finish(histae(cluster, TRY_OUT, sweep), sweep)
     assert code == 0, err[-2000:]
     jobs = ["loss-l1_lr-0.0003", "loss-l1_lr-0.001", "loss-mse_lr-0.0003", "loss-mse_lr-0.001"]
     assert job_folders(sweep) == jobs
@@ -270,7 +288,7 @@ def test_two_by_two_sweep_runs_as_four_slurm_jobs(cluster, tmp_path) -> None:
 def test_a_job_that_fails_on_the_cluster_is_reported_and_the_others_finish(cluster, tmp_path):
     sweep = tmp_path / "sweep"
     args = [*LONG_JOB[:3], "trainer.max_inputs=32", "trainer.batch_size=0,16"]
-    code, err = finish(histae(cluster, args, sweep))
+    code, err = finish(histae(cluster, args, sweep), sweep)
     assert code != 0
     last = err.strip().splitlines()[-1]
     assert "1 of 2 jobs failed" in last and "batch_size-0" in last, err[-2000:]
@@ -286,7 +304,7 @@ def test_a_job_that_fails_on_the_cluster_is_reported_and_the_others_finish(clust
 @pytest.mark.slow
 def test_array_parallelism_one_runs_the_jobs_one_at_a_time(cluster, tmp_path) -> None:
     sweep = tmp_path / "sweep"
-    code, err = finish(histae(cluster, ONE_AT_A_TIME, sweep))
+    code, err = finish(histae(cluster, ONE_AT_A_TIME, sweep), sweep)
     assert code == 0, err[-2000:]
     assert job_folders(sweep) == ["seed-1", "seed-2"]
     submission = next((sweep / ".submitit").glob("*/*_submission.sh")).read_text()
@@ -339,10 +357,12 @@ def interrupt_and_finish(cluster: Cluster, sweep: Path, signal_job: Callable[[st
         folders = job_folders(sweep) if sweep.is_dir() else []
         return sweep / folders[0] if folders else None
 
-    wait_until(lambda: (d := job_dir()) is not None and train_rows_past(d, 320), proc, "320 inputs")
+    wait_until(
+        lambda: (d := job_dir()) is not None and train_rows_past(d, 320), proc, sweep, "320 inputs"
+    )
     (slurm_id,) = submitit_logs(sweep)
     signal_job(slurm_id)
-    code, err = finish(proc)
+    code, err = finish(proc, sweep)
     assert code == 0, err[-2000:]
     folder = job_dir()
     assert folder is not None
@@ -403,7 +423,7 @@ def test_sweep_resumes_after_the_cluster_was_drained(cluster, tmp_path) -> None:
     ]
     proc = histae(cluster, args, sweep)
     long_job = sweep / "max_inputs-960"
-    wait_until(lambda: train_rows_past(long_job, 320), proc, "the second job's checkpoint")
+    wait_until(lambda: train_rows_past(long_job, 320), proc, sweep, "the second job's checkpoint")
     # README: drain the node, cancel what still runs, stop the controller (it would wait on).
     cluster.run("bash", "-c", DRAIN, check=True)
     (array_id,) = {name.split("_")[0] for name in submitit_logs(sweep)}
@@ -418,7 +438,7 @@ def test_sweep_resumes_after_the_cluster_was_drained(cluster, tmp_path) -> None:
     assert read_status(long_job)["status"] == "running"  # its process is gone: "stopped"
 
     cluster.run("bash", "-c", RESUME, check=True)
-    code, err = finish(histae(cluster, args, sweep))
+    code, err = finish(histae(cluster, args, sweep), sweep)
     assert code == 0, err[-2000:]
     assert {r["job"]: r["status"] for r in results(sweep)} == {
         "max_inputs-192": "done",
