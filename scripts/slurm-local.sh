@@ -45,13 +45,14 @@ alive() { # alive PIDFILE: the process in PIDFILE exists
 write_conf() {
     local cpus mem_total mem
     cpus="$(nproc)"
-    mem_total="$(free -m | awk '/^Mem:/ {print $2}')"
+    # What `free -m` calls total, read where it reads it (procps is not on every minimal image).
+    mem_total="$(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo)"
     # slurmd drains a node that has less memory than it claims: leave a margin for the system.
     mem=$((mem_total - (mem_total / 10 > 512 ? mem_total / 10 : 512)))
     ((mem > 0)) || die "only ${mem_total} MiB of memory"
     mkdir -p "$DIR/state" "$DIR/spool" "$DIR/log"
     cat >"$CONF.tmp" <<EOF
-# Written by scripts/slurm-local.sh for $NODE: ${cpus} CPUs (nproc), ${mem} MiB (free -m minus a margin).
+# Written by scripts/slurm-local.sh for $NODE: ${cpus} CPUs (nproc), ${mem} MiB (total memory minus a margin).
 ClusterName=histae
 SlurmctldHost=${NODE}(127.0.0.1)
 SlurmctldPort=${CTLD_PORT}
