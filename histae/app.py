@@ -1,14 +1,17 @@
-"""``python -m histae``: the Hydra entry point. All the work is in :func:`histae.train.train`."""
+"""``python -m histae``: the Hydra entry point. All the work is in :func:`histae.train.train`.
+
+Exit statuses: 0 done; 1 failed (bad input, an error); 3 diverged (a result, but a script should
+know); 128 + signal when stopped by SIGTERM (143) or Ctrl-C (130), resumable by the same command.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +20,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-import histae.config  # noqa: F401  (registers the schemas and resolvers before composition)
-from histae.artifacts import error_line, read_status, write_status, write_text
+from histae.config import CONFIG_DIR, register
+from histae.hydra_compat import one_line_errors
+from histae.jobdir import HYDRA, STATUS, JobDir, JobStopped
 from histae.train import train
 
 log = logging.getLogger("histae")
 
-# conf/ sits beside the package in a checkout; an installed wheel carries it as histae/conf.
-_HERE = Path(__file__).resolve().parent
-CONFIG_DIR = str(_HERE.parent / "conf" if (_HERE.parent / "conf").is_dir() else _HERE / "conf")
+EXIT_FAILED, EXIT_DIVERGED = 1, 3
 
 
 def launcher_threads(hydra_cfg: DictConfig, env: Mapping[str, str] = os.environ) -> int:
@@ -49,75 +51,58 @@ def launcher_threads(hydra_cfg: DictConfig, env: Mapping[str, str] = os.environ)
     return max(1, cores // n_jobs)
 
 
-class JobFailed(SystemExit):
-    """A single run failed: its one-line message is printed, the process exits with status 1."""
+class RunEnded(SystemExit):
+    """A single run ended other than done: its exit status, and whether its folder is unused."""
 
-    def __init__(self, job_dir: Path, fresh: bool) -> None:
-        super().__init__(1)
+    def __init__(self, code: int, job_dir: Path, fresh: bool) -> None:
+        super().__init__(code)
         self.job_dir = job_dir
         self.fresh = fresh  # failed before training started: the folder holds only Hydra's record
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def _main(cfg: DictConfig) -> float | None:
-    """Train one job in Hydra's job folder; return the final validation loss (for sweepers)."""
+def _main(cfg: DictConfig) -> dict[str, Any]:
+    """Train one job in Hydra's job folder; return its summary (sweepers read the status)."""
     hydra_cfg = HydraConfig.get()
     job_dir = Path(hydra_cfg.runtime.output_dir)
     if cfg.trainer.threads == 0:
         cfg.trainer.threads = launcher_threads(hydra_cfg)
-    start = time.perf_counter()
-    before = read_status(job_dir)
+    started = (job_dir / STATUS).exists()
 
     def record_config() -> None:
-        save_hydra_record(cfg, hydra_cfg, job_dir)
+        JobDir(job_dir).record_hydra(
+            OmegaConf.to_yaml(cfg),
+            OmegaConf.to_yaml({"hydra": hydra_cfg}),
+            list(hydra_cfg.overrides.task),
+        )
 
+    single = hydra_cfg.mode == RunMode.RUN
     try:
         summary = train(cfg, job_dir, on_start=record_config)
     except Exception as err:
-        status = read_status(job_dir)
-        if before is None or status != before:  # this run started the job: record its failure
-            if before is None:
-                record_config()
-            status = status or {}
-            wall = float(status.get("wall_time", 0.0)) + time.perf_counter() - start
-            write_status(job_dir, "failed", status.get("inputs", 0), wall, error=error_line(err))
-        log.error(f"[{job_dir.name}] failed: {error_line(err)}")
-        if hydra_cfg.mode == RunMode.RUN and os.environ.get("HYDRA_FULL_ERROR") != "1":
-            # Hydra would print a trimmed traceback; one line says it better.
-            sys.stderr.write(f"histae: error: {condense(err)}\n")
-            raise JobFailed(
-                job_dir, fresh=before is None and not (job_dir / "metrics.csv").exists()
-            ) from err
-        raise
-    if hydra_cfg.mode == RunMode.RUN:
-        # A sweep's jobs get these from the sweep report; a single run makes its own.
-        from histae.report import plot_histograms, refresh_outputs_index
+        if not single or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        # Hydra would print a trimmed traceback; one line says it better (and only once).
+        sys.stderr.write(f"histae: error: {condense(err)}\n")
+        raise RunEnded(
+            EXIT_FAILED, job_dir, fresh=not started and not (job_dir / STATUS).exists()
+        ) from err
+    if single:
+        from histae.report import refresh_outputs_index
 
-        if (job_dir / "samples.npz").is_file():
-            plot_histograms(job_dir / "samples.npz", job_dir / "histograms.png", title=job_dir.name)
         refresh_outputs_index(job_dir)
-    final = summary.get("final", {}).get("val") or {}
-    return final.get("loss")
-
-
-def save_hydra_record(cfg: DictConfig, hydra_cfg: DictConfig, job_dir: Path) -> None:
-    """Hydra's ``.hydra/`` record (config, hydra config, overrides), written once a job starts.
-
-    ``hydra.output_subdir`` is null in conf/config.yaml, so Hydra does not write it before the job
-    has checked its input: rerunning a finished folder with a bad value must leave it untouched.
-    """
-    record = job_dir / ".hydra"
-    write_text(record / "config.yaml", OmegaConf.to_yaml(cfg))
-    write_text(record / "hydra.yaml", OmegaConf.to_yaml({"hydra": hydra_cfg}))
-    write_text(record / "overrides.yaml", OmegaConf.to_yaml(list(hydra_cfg.overrides.task)))
+        if summary.get("status") == "diverged":
+            sys.stderr.write(f"histae: diverged: see {job_dir / STATUS}\n")
+            raise RunEnded(EXIT_DIVERGED, job_dir, fresh=False)
+    return summary
 
 
 def remove_unstarted_run(job_dir: Path) -> None:
-    """Delete a run folder that holds only Hydra's record and the failed status of a bad start."""
+    """Delete a run folder that holds only what Hydra made before a bad start (and its log)."""
     if not job_dir.is_dir():
         return
     names = {p.name for p in job_dir.iterdir()}
-    if names <= {".hydra", "status.json"} | {p for p in names if p.endswith(".log")}:
+    if names <= {HYDRA} | {n for n in names if n.endswith(".log")}:
         shutil.rmtree(job_dir, ignore_errors=True)
 
 
@@ -147,49 +132,57 @@ def condense(err: BaseException) -> str:
                 parts.append(line)
     text = "; ".join(parts) or type(err).__name__
     if isinstance(err, ValueError | OSError | KeyError) or type(err).__module__.startswith(
-        ("hydra", "omegaconf")
+        ("hydra", "omegaconf", "hydra_plugins")
     ):
         return text
     return f"{type(err).__name__}: {text} (set HYDRA_FULL_ERROR=1 for the traceback)"
 
 
-def _run_and_report(func: Callable[[], Any]) -> Any:
-    """Hydra's error reporter, one line: ``histae: error: <what is wrong>`` and exit status 1."""
-    try:
-        return func()
-    except Exception as err:
-        sys.stderr.write(f"histae: error: {condense(err)}\n")
-        sys.exit(1)
+def exit_status(err: BaseException) -> int:
+    """The exit status for an error that ended a sweep: diverged jobs get their own."""
+    return EXIT_DIVERGED if getattr(err, "diverged_only", False) else EXIT_FAILED
 
 
-@contextlib.contextmanager
-def _one_line_errors() -> Iterator[None]:
-    """Swap Hydra 1.3's reporter (a trimmed traceback or several lines) for ours.
+class _SafeText(logging.Filter):
+    """Log records whose text holds undecodable file names (surrogates) print escaped."""
 
-    ``HYDRA_FULL_ERROR=1`` keeps Hydra's own, with the full traceback.
-    """
-    import hydra._internal.utils as hydra_utils
-
-    if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        yield
-        return
-    original = hydra_utils.run_and_report
-    hydra_utils.run_and_report = _run_and_report
-    try:
-        yield
-    finally:
-        hydra_utils.run_and_report = original
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        safe = message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        if safe != message:
+            record.msg, record.args = safe, None
+        return True
 
 
 def main() -> None:
     """Console entry point: ``histae`` / ``python -m histae`` with Hydra's command line."""
+    register()  # the schemas the YAML files extend, before Hydra composes them
+    logging.getLogger("histae").addFilter(_SafeText())
+    for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 file name must not crash a print
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    start = time.time()
     try:
-        with _one_line_errors():
+        with one_line_errors(condense, exit_status):
             _main()
-    except JobFailed as failed:
-        if failed.fresh:
-            remove_unstarted_run(failed.job_dir)
+    except RunEnded as ended:
+        if ended.fresh:
+            remove_unstarted_run(ended.job_dir)
         raise
+    except JobStopped as stopped:
+        where = getattr(stopped, "sweep_dir", None)
+        how = f"hydra.sweep.dir={where}" if where else f"hydra.run.dir={stopped.job_dir}"
+        sys.stderr.write(
+            f"histae: stopped at {stopped.inputs:,} inputs after {time.time() - start:.0f} s; "
+            f"rerun the same command with {how} to resume\n"
+        )
+        sys.exit(128 + stopped.signum)
+    except KeyboardInterrupt:
+        sys.stderr.write("histae: interrupted\n")
+        sys.exit(130)
 
 
 if __name__ == "__main__":

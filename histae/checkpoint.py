@@ -1,12 +1,16 @@
-"""A checkpoint is a plain dict: weights, optimizer, scheduler, counters, RNG states, config.
+"""A checkpoint is a plain dict: weights, optimizer, scheduler, training state, RNG states, config.
 
-It is written atomically, so a job killed at any moment keeps its last complete checkpoint, and it
-holds everything the loop's future depends on, so a resumed job continues bitwise as if it had
-never stopped (on CPU, with the same seed).
+It holds everything the loop's future depends on, so a resumed job continues bitwise as if it had
+never stopped (on CPU, with the same seed). On disk it is safe to receive: only tensors and plain
+Python values (``torch.load(weights_only=True)``, no code runs), wrapped with a SHA-256 digest of
+its payload so a truncated or altered file is refused rather than half-loaded. This module also
+owns the resume policy: which config keys may differ between a checkpoint and the job resuming it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import random
 from pathlib import Path
@@ -15,16 +19,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from histae.artifacts import atomic_write
+from histae.atomic import write_bytes
 
-FORMAT_VERSION = 1
+FORMAT = "histae-checkpoint"
+VERSION = 2
+
+# Config keys that change where or how fast a job runs, not what it computes.
+RUNTIME_KEYS = ("trainer.resume", "trainer.device", "trainer.threads")
 
 
 def rng_state() -> dict[str, Any]:
-    """Every random generator's state: python, numpy, torch CPU and (if present) CUDA."""
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+    """Every random generator's state as tensors and plain values (loadable without pickles)."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [version, list(internal), gauss],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -34,30 +44,99 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what :func:`rng_state` returned."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> Path:
-    """Atomically ``torch.save`` a checkpoint dict (a temp file, then a rename)."""
-    return atomic_write(path, lambda f: torch.save({"version": FORMAT_VERSION, **checkpoint}, f))
+    """Atomically write ``checkpoint`` with its digest; the previous file survives a full disk."""
+    buf = io.BytesIO()
+    torch.save(checkpoint, buf)
+    payload = buf.getvalue()
+    digest = hashlib.sha256(payload).hexdigest()
+    wrapped = io.BytesIO()
+    torch.save(
+        {"format": FORMAT, "version": VERSION, "sha256": digest, "payload": payload}, wrapped
+    )
+    return write_bytes(path, wrapped.getvalue(), what="the checkpoint")
+
+
+def _refuse(path: str | os.PathLike, why: str) -> ValueError:
+    return ValueError(f"{path} {why}; delete it or run with trainer.resume=false to start over")
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint dict onto the CPU; a clear error names an unreadable file."""
+    """Load a checkpoint onto the CPU without running any code from the file.
+
+    Raises:
+        ValueError: one line naming the file: not a histae checkpoint, truncated, altered, or
+            missing what a resume needs.
+    """
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise ValueError(
-            f"checkpoint {path} cannot be read ({type(err).__name__}); delete it or run with "
-            "trainer.resume=false to start over"
-        ) from err
-    if not isinstance(checkpoint, dict) or checkpoint.get("version") != FORMAT_VERSION:
-        raise ValueError(
-            f"checkpoint {path} is not a histae checkpoint of format {FORMAT_VERSION}; "
-            "run with trainer.resume=false to start over"
+        wrapped = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated zip, a pickle with code, random bytes
+        raise _refuse(
+            path, f"cannot be read as a histae checkpoint ({type(err).__name__})"
+        ) from None
+    if not isinstance(wrapped, dict) or wrapped.get("format") != FORMAT:
+        raise _refuse(path, "is not a histae checkpoint")
+    if wrapped.get("version") != VERSION:
+        raise _refuse(
+            path, f"has format version {wrapped.get('version')}, this histae reads {VERSION}"
         )
+    payload = wrapped.get("payload")
+    if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != wrapped.get(
+        "sha256"
+    ):
+        raise _refuse(path, "does not match its recorded digest (altered or damaged)")
+    try:
+        checkpoint = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise _refuse(path, f"holds an unreadable payload ({type(err).__name__})") from None
+    for key, what in (
+        ("model", "no model weights"),
+        ("optimizer", "no optimizer state"),
+        ("scheduler", "no scheduler state"),
+        ("state", "no training state"),
+        ("rng", "no random generator states"),
+        ("config", "no config"),
+    ):
+        if not isinstance(checkpoint, dict) or key not in checkpoint:
+            raise _refuse(path, f"has {what}; it was not written by this version of histae")
     return checkpoint
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        flat: dict[str, Any] = {}
+        for key, value in tree.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: tree}
+
+
+def first_difference(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, Any, Any] | None:
+    """The first dotted key whose value differs between two job configs (model keys first, as
+    a different network is the likeliest and least recoverable mismatch), ignoring runtime keys."""
+    a, b = _flatten(old), _flatten(new)
+    keys = sorted(set(a) | set(b), key=lambda k: (not k.startswith("model."), k))
+    for key in keys:
+        if key not in RUNTIME_KEYS and a.get(key) != b.get(key):
+            return key, a.get(key), b.get(key)
+    return None
+
+
+def check_resumable(checkpoint: dict[str, Any], config: dict[str, Any], path: Path) -> None:
+    """A checkpoint resumes only the job it was made for; name the first key that differs."""
+    difference = first_difference(checkpoint.get("config", {}), config)
+    if difference is not None:
+        key, old, new = difference
+        raise ValueError(
+            f"{path} was made with {key}={old}, the config says {key}={new}; "
+            "use trainer.resume=false to start over, or another output folder"
+        )

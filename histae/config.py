@@ -5,6 +5,7 @@ so a wrong type (``loss.bins=abc``) or a misspelled key fails at composition, be
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -112,6 +113,32 @@ def _floordiv(a: int, b: int) -> int:
     return int(a) // max(int(b), 1)
 
 
+# conf/ sits beside the package in a checkout; an installed wheel carries it as histae/conf.
+_HERE = Path(__file__).resolve().parent
+CONFIG_DIR = str(_HERE.parent / "conf" if (_HERE.parent / "conf").is_dir() else _HERE / "conf")
+
+
+def user_groups(conf_dir: str = CONFIG_DIR) -> str:
+    """``--help``'s list of the groups a user picks from, one per line: ``loss: emd, histogram``.
+
+    Read from the folders of ``conf/``, so it cannot drift; the typed schemas under
+    ``schema/`` are what options extend, not choices, and are left out.
+    """
+    lines = []
+    for group in sorted(p for p in Path(conf_dir).iterdir() if p.is_dir() and p.name[0].isalpha()):
+        options = sorted(f.stem for f in group.glob("*.yaml"))
+        if options:
+            lines.append(f"{group.name}: {', '.join(options)}")
+    return "\n".join(lines)
+
+
+def distance_names() -> str:
+    """The values ``loss.loss`` takes, for ``--help``."""
+    from histae.loss import LOSS_NAMES
+
+    return ", ".join(LOSS_NAMES)
+
+
 def register() -> None:
     """Register the schemas and histae's resolvers; safe to call more than once."""
     cs = ConfigStore.instance()
@@ -120,6 +147,9 @@ def register() -> None:
             cs.store(group=f"schema/{group}", name=name, node=node)
     if not OmegaConf.has_resolver("floordiv"):
         OmegaConf.register_new_resolver("floordiv", _floordiv)
+    if not OmegaConf.has_resolver("histae_groups"):
+        OmegaConf.register_new_resolver("histae_groups", user_groups)
+        OmegaConf.register_new_resolver("histae_distances", distance_names)
 
 
 register()

@@ -166,6 +166,11 @@ class ConvAutoencoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.decoder(self.encoder(x))
 
+    def reconstruct(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, C, H, W) -> the (B, C, H, W) reconstruction and the (B, code_size) code."""
+        code = self.encoder(x)
+        return self.decoder(code), code
+
 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
-from histae.artifacts import atomic_write
+from histae.atomic import atomic_write
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

@@ -46,15 +46,24 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter
 from PIL import Image, ImageDraw, ImageFont
 
-from histae.artifacts import (
-    STATUSES,
-    is_stopped,
-    read_json,
-    read_metrics,
-    read_status,
-    write_text,
-)
+from histae.atomic import write_text
+from histae.jobdir import STATUSES, is_stopped, read_metrics
 from histae.plots import reconstruction_grid, save_figure, save_png
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        import json
+
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_status(job_dir: Path) -> dict[str, Any] | None:
+    return read_json(Path(job_dir) / "status.json")
+
 
 log = logging.getLogger("histae.report")
 
@@ -934,8 +943,6 @@ def write_report(sweep_dir: str | os.PathLike) -> Path:
     grids = []
     for job in jobs:
         samples = _read_job_samples(job)
-        if samples is not None:
-            _write_histograms(job, samples)
         grids.append((f"{job.label} ({job.status})", job_grid(job, samples)))
 
     plot_comparison(

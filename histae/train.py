@@ -1,18 +1,24 @@
-"""The training loop: config -> instantiate -> train -> artifacts in the job folder.
+"""The training loop: config -> instantiate -> train -> the job folder.
 
 ``train(cfg, job_dir)`` is a plain function (tests call it directly); ``histae.app`` wraps it in
-``@hydra.main``. Read it top to bottom: setup, resume, then the loop in a fixed order (batch, step,
-log, validate + checkpoint, stop), then the final artifacts.
+``@hydra.main``. :func:`run_job` reads top to bottom: setup, resume, then the loop in a fixed
+order (batch, step, log, validate + checkpoint, stop), then the ending. Everything it writes goes
+through :class:`histae.jobdir.JobDir`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import os
 import random
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +29,29 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from histae.artifacts import (
-    atomic_write,
-    format_metric_rows,
-    read_json,
-    read_status,
-    write_json,
-    write_status,
-    write_text,
+from histae.checkpoint import (
+    RUNTIME_KEYS,
+    check_resumable,
+    first_difference,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
 )
-from histae.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from histae.data import TileSet
+from histae.jobdir import CHECKPOINT, MULTIRUN, JobDir, JobStopped, recorded_config
 from histae.metrics import image_metrics
 from histae.model import count_parameters
+from histae.objective import Objective
 from histae.plots import plot_loss, reconstruction_grid, save_png
 
 log = logging.getLogger("histae")
 
-# Config keys that change where or how fast a job runs, not what it computes.
-RUNTIME_KEYS = ("trainer.resume", "trainer.device", "trainer.threads")
+VAL_BATCH = 256  # validation batch: memory, not results, depends on it
+
+
+# ----------------------------------------------------------------------------------------------
+# Checks and setup
 
 
 def build(node: DictConfig) -> Any:
@@ -58,8 +68,12 @@ def build(node: DictConfig) -> Any:
         raise
 
 
+def _finite(value: float) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
 def check_config(cfg: DictConfig) -> None:
-    """Reject values the schemas' types cannot: one ValueError naming the key."""
+    """Reject values the schemas' types cannot: one ValueError naming the key and what is valid."""
     t = cfg.trainer
     for key in ("batch_size", "max_inputs", "val_every_inputs", "log_every_inputs"):
         if t[key] < 1:
@@ -68,12 +82,36 @@ def check_config(cfg: DictConfig) -> None:
         raise ValueError(f"trainer.val_images must be >= 0, got {t.val_images}")
     if t.threads < 0:
         raise ValueError(f"trainer.threads must be >= 0 (0 = torch's default), got {t.threads}")
-    if t.code_reg_weight < 0:
-        raise ValueError(f"trainer.code_reg_weight must be >= 0, got {t.code_reg_weight}")
+    if not (_finite(t.code_reg_weight) and t.code_reg_weight >= 0):
+        raise ValueError(
+            f"trainer.code_reg_weight must be a finite number >= 0, got {t.code_reg_weight}"
+        )
     lr = cfg.optimizer.get("lr")
-    if lr is not None and not lr > 0:
-        raise ValueError(f"optimizer.lr must be > 0, got {lr}")
+    if lr is not None and not (_finite(lr) and lr > 0):
+        raise ValueError(f"optimizer.lr must be a finite number > 0, got {lr}")
+    check_histogram_memory(cfg)
     resolve_device(t.device)
+
+
+# Measured peak memory of one histogram-loss step (fwd + bwd) per image and bin: about 2 KB at
+# 10,000 and 30,000 bins (1.4 and 3.7 GB at batch 64). Allow half of this machine's memory.
+_BYTES_PER_IMAGE_BIN = 2048
+
+
+def check_histogram_memory(cfg: DictConfig) -> None:
+    """Refuse a ``loss.bins`` whose per-step histograms would not fit in memory, before training."""
+    bins = cfg.loss.get("bins")
+    if not isinstance(bins, int) or bins < 1:
+        return
+    groups = cfg.model.shape[0] if cfg.loss.get("per_channel") else 1
+    per_bin = cfg.trainer.batch_size * groups * _BYTES_PER_IMAGE_BIN
+    budget = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    if bins * per_bin > budget:
+        raise ValueError(
+            f"loss.bins={bins} needs about {bins * per_bin / 2**30:.0f} GiB per step at "
+            f"trainer.batch_size={cfg.trainer.batch_size}, over half this machine's memory; "
+            f"use at most {budget // per_bin} bins"
+        )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -82,9 +120,24 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name != "cpu" and not name.startswith("cuda"):
         raise ValueError(f"trainer.device must be auto, cpu, cuda or cuda:N, got {name!r}")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"trainer.device={name} but no CUDA device is available; use auto or cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(
+            f"trainer.device must be auto, cpu, cuda or cuda:N, got {name!r}"
+        ) from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(
+                f"trainer.device={name} but no CUDA device is available; use auto or cpu"
+            )
+        if device.index is not None and device.index >= count:
+            raise ValueError(
+                f"trainer.device={name} but this machine has {count} CUDA device(s): "
+                f"use cuda:0 to cuda:{count - 1}"
+            )
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -92,6 +145,93 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def job_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config without its runtime-only keys: what defines a job's results."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    for key in RUNTIME_KEYS:
+        group, name = key.split(".")
+        resolved.get(group, {}).pop(name, None)
+    return resolved
+
+
+def check_folder(job_dir: Path, config: dict[str, Any], replace: bool = False) -> None:
+    """Refuse a folder that holds a sweep, or another job (a different config), before any write.
+
+    ``replace`` (``trainer.resume=false``) lets a job start over in another job's folder.
+    """
+    if (job_dir / MULTIRUN).is_file():
+        raise ValueError(
+            f"{job_dir} is a sweep folder (it holds {MULTIRUN} and job folders), not a job's; "
+            "choose another hydra.run.dir"
+        )
+    recorded = None if replace else recorded_config(job_dir)
+    difference = first_difference(recorded, config) if recorded is not None else None
+    if difference is not None:
+        key, old, new = difference
+        raise ValueError(
+            f"{job_dir} holds another job (made with {key}={old}, the config says {key}={new}); "
+            "choose another folder, or use trainer.resume=false to replace it"
+        )
+
+
+@dataclass
+class Setup:
+    """What a job trains with, built from its config."""
+
+    tiles: TileSet
+    model: nn.Module
+    objective: Objective
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    device: torch.device
+
+
+def build_job(cfg: DictConfig) -> Setup:
+    """Instantiate data, model, loss, optimizer and scheduler; check they fit together."""
+    t = cfg.trainer
+    device = resolve_device(t.device)
+    tiles: TileSet = build(cfg.data)
+    model: nn.Module = build(cfg.model)
+    if tuple(tiles.shape) != tuple(model.shape):
+        raise ValueError(
+            f"data tiles have shape {list(tiles.shape)} but model.shape is {list(model.shape)}; "
+            "set model.shape to the data's shape"
+        )
+    if len(tiles.train) < t.batch_size:
+        raise ValueError(
+            f"trainer.batch_size={t.batch_size} is larger than the {len(tiles.train)} training "
+            "tiles; lower it"
+        )
+    if len(tiles.val) == 0:
+        raise ValueError("the data has no validation tiles; add tiles or lower data.val_every")
+    model.to(device)
+    objective = Objective(build(cfg.loss), t.code_reg_weight).to(device)
+    optimizer = build(cfg.optimizer)(model.parameters())
+    scheduler = build(cfg.scheduler)(optimizer)
+    return Setup(tiles, model, objective, optimizer, scheduler, device)
+
+
+# ----------------------------------------------------------------------------------------------
+# The training state and its pieces
+
+
+@dataclass
+class TrainState:
+    """Everything of the loop's progress a resume needs besides weights and RNG states."""
+
+    inputs: int = 0  # images seen
+    step: int = 0
+    epoch: int = 0
+    position: int = 0  # batches of the current epoch already taken
+    next_log: int = 0
+    next_val: int = 0
+    wall_time: float = 0.0  # seconds of training over every run of this job
+    rows: list[dict[str, Any]] = field(default_factory=list)  # metrics.csv
+    window: dict[str, Tensor] = field(default_factory=dict)  # sums of the open train row
+    window_inputs: int = 0
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
@@ -108,128 +248,170 @@ def to_float(tiles: Tensor, device: torch.device) -> Tensor:
     return tiles.to(device, non_blocking=True).float().div_(255.0)
 
 
-def job_config(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config without its runtime-only keys: what defines a job's results."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(resolved, dict)
-    for key in RUNTIME_KEYS:
-        group, name = key.split(".")
-        resolved.get(group, {}).pop(name, None)
-    return resolved
+def accumulate(state: TrainState, parts: dict[str, Tensor], n: int) -> None:
+    """Add a step's scalars, weighted by its ``n`` images, to the open row, on the device.
+
+    Nothing reaches the host here: a GPU runs ahead until a row is written (:func:`close_row`).
+    """
+    for key, value in parts.items():
+        weighted = value.detach().double() * n
+        state.window[key] = state.window[key] + weighted if key in state.window else weighted
+    state.window_inputs += n
 
 
-def code_regularizer(code: Tensor) -> tuple[Tensor, Tensor]:
-    """The reference's pull on the (B, code_size) code: |0.5 - mean std| and |mean|, both scalars."""
-    return (0.5 - code.std(dim=0).mean()).abs(), code.mean().abs()
-
-
-def loss_parts(
-    model: nn.Module, criterion: Callable[[Tensor, Tensor], Tensor], x: Tensor, weight: float
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """One forward pass on (B, C, H, W) ``x``: the reconstruction and the named loss parts."""
-    code = model.encoder(x)
-    output = model.decoder(code)
-    reconstruction = criterion(output, x)
-    batch_std, batch_mean = code_regularizer(code)
-    loss = reconstruction + weight * (batch_std + batch_mean)
-    parts = {
-        "loss": loss,
-        "loss_reconstruction": reconstruction,
-        "loss_batch_std": batch_std,
-        "loss_batch_mean": batch_mean,
+def close_row(state: TrainState, lr: float) -> dict[str, Any]:
+    """The open row's averages as a metrics row (one host sync), and a fresh window."""
+    keys = list(state.window)
+    values = (torch.stack([state.window[k] for k in keys]) / state.window_inputs).tolist()
+    row = {
+        "inputs": state.inputs,
+        "split": "train",
+        "lr": lr,
+        **dict(zip(keys, values, strict=True)),
     }
-    return output, parts
+    state.window, state.window_inputs = {}, 0
+    return row
 
 
 @torch.no_grad()
-def validate(
-    model: nn.Module,
-    criterion: Callable[[Tensor, Tensor], Tensor],
-    val: Tensor,
-    weight: float,
-    batch_size: int,
-    device: torch.device,
-) -> tuple[dict[str, float], Tensor]:
+def validate(setup: Setup, val: Tensor) -> tuple[dict[str, float], Tensor]:
     """Loss parts and image metrics averaged over all (M, C, H, W) uint8 validation tiles.
 
     Returns the averages and the (M, C, H, W) float reconstructions on the CPU.
     """
-    model.eval()
-    sums: dict[str, float] = {}
+    setup.model.eval()
+    sums: dict[str, Tensor] = {}
     outputs = []
-    for start in range(0, len(val), batch_size):
-        x = to_float(val[start : start + batch_size], device)
-        output, parts = loss_parts(model, criterion, x, weight)
-        per_image = {k: v.sum().item() for k, v in image_metrics(output, x).items()}
-        for key, value in parts.items():
-            sums[key] = sums.get(key, 0.0) + value.item() * len(x)
-        for key, value in per_image.items():
-            sums[key] = sums.get(key, 0.0) + value
+    for start in range(0, len(val), VAL_BATCH):
+        x = to_float(val[start : start + VAL_BATCH], setup.device)
+        output, code = setup.model.reconstruct(x)
+        parts = setup.objective(output, code, x)
+        values = {**{k: v * len(x) for k, v in parts.items()}, **image_metrics(output, x)}
+        for key, value in values.items():
+            sums[key] = sums.get(key, 0.0) + value.double().sum()
         outputs.append(output.cpu())
-    model.train()
-    return {k: v / len(val) for k, v in sums.items()}, torch.cat(outputs)
+    setup.model.train()
+    keys = list(sums)
+    averages = (torch.stack([sums[k] for k in keys]) / len(val)).tolist()
+    return dict(zip(keys, averages, strict=True)), torch.cat(outputs)
 
 
-def save_samples(
-    job_dir: Path, inputs: int, originals: Tensor, reconstructions: Tensor, count: int
+def colour_histograms(images: Tensor, edges: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) float images, clamped to [0, 1] -> (C, len(edges) - 1) counts per channel."""
+    values = images.clamp(0, 1).transpose(0, 1).flatten(1).numpy()
+    return np.stack([np.histogram(v, bins=edges)[0] for v in values])
+
+
+def draw_validation(
+    job: JobDir, state: TrainState, val: Tensor, recon: Tensor, count: int, title: str
 ) -> None:
-    """reconstructions.png (and a copy named by inputs seen) and samples.npz for the report.
+    """The job's own pictures and samples at a validation: grids, samples, loss and colours."""
+    from histae.report import plot_histograms  # the report's figure code; it only draws
 
-    samples.npz holds the first ``count`` validation images and their reconstructions, and the
-    per-channel 256-bin colour histograms of all validation images and reconstructions (clamped).
-    """
+    originals = val.float() / 255.0
     if count:
-        grid = reconstruction_grid(originals[:count].numpy(), reconstructions[:count].numpy())
-        save_png(grid, job_dir / "reconstructions" / f"inputs-{inputs:09d}.png")
-        save_png(grid, job_dir / "reconstructions.png")
+        grid = reconstruction_grid(originals[:count].numpy(), recon[:count].numpy())
+        save_png(grid, job.grid_path(state.inputs))
+        save_png(grid, job.path / "reconstructions.png")
     edges = np.linspace(0.0, 1.0, 257)
-
-    def channel_histograms(images: Tensor) -> np.ndarray:  # (N, C, H, W) -> (C, 256)
-        values = images.clamp(0, 1).transpose(0, 1).flatten(1).numpy()
-        return np.stack([np.histogram(v, bins=edges)[0] for v in values])
-
-    def write(f: Any) -> None:
-        np.savez_compressed(
-            f,
-            inputs=inputs,
-            originals=originals[:count].numpy(),
-            reconstructions=reconstructions[:count].numpy(),
-            hist_edges=edges,
-            hist_originals=channel_histograms(originals),
-            hist_reconstructions=channel_histograms(reconstructions),
-        )
-
-    atomic_write(job_dir / "samples.npz", write)
+    samples = {
+        "inputs": state.inputs,
+        "originals": originals[:count].numpy(),
+        "reconstructions": recon[:count].numpy(),
+        "hist_edges": edges,
+        "hist_originals": colour_histograms(originals, edges),
+        "hist_reconstructions": colour_histograms(recon, edges),
+    }
+    job.write_samples(samples)
+    plot_loss(state.rows, job.path / "loss.png", title=title)
+    plot_histograms(
+        samples, job.path / "histograms.png", title=f"{title}: colours of all validation images"
+    )
 
 
-def finished_summary(job_dir: Path, config: dict[str, Any]) -> dict[str, Any] | None:
+def save_job_checkpoint(
+    job: JobDir, setup: Setup, state: TrainState, config: dict[str, Any]
+) -> None:
+    """checkpoint.pt: weights, optimizer, scheduler, state, RNG states and config."""
+    cpu_state = asdict(state)
+    cpu_state["window"] = {k: v.cpu() for k, v in state.window.items()}
+    save_checkpoint(
+        job.path / CHECKPOINT,
+        {
+            "model": setup.model.state_dict(),
+            "optimizer": setup.optimizer.state_dict(),
+            "scheduler": setup.scheduler.state_dict(),
+            "state": cpu_state,
+            "rng": rng_state(),
+            "config": config,
+        },
+    )
+
+
+def restore(setup: Setup, checkpoint: dict[str, Any]) -> TrainState:
+    """Load a checkpoint's weights, optimizer, scheduler and RNG states; return its state."""
+    setup.model.load_state_dict(checkpoint["model"])
+    setup.optimizer.load_state_dict(checkpoint["optimizer"])
+    setup.scheduler.load_state_dict(checkpoint["scheduler"])
+    set_rng_state(checkpoint["rng"])
+    state = TrainState(**checkpoint["state"])
+    state.window = {k: v.to(setup.device) for k, v in state.window.items()}
+    return state
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[list[int]]:
+    """SIGTERM and SIGINT ask the loop to stop at the next step (the list gets the signal).
+
+    A second signal stops at once. Outside the main thread (a launcher's worker thread) signals
+    cannot be caught, and the block runs with the process's own handling.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        log.warning(f"got signal {signum}: stopping after this step with a checkpoint")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def finished_summary(job: JobDir, config: dict[str, Any]) -> dict[str, Any] | None:
     """The summary of a finished job with this same config, if the folder holds one."""
-    status = read_status(job_dir)
-    summary = read_json(job_dir / "summary.json")
+    status, summary = job.read_status(), job.read_summary()
     if status and summary and status.get("status") == "done" and summary.get("config") == config:
         return summary
     return None
 
 
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        flat: dict[str, Any] = {}
-        for key, value in tree.items():
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        return flat
-    return {prefix[:-1]: tree}
+def rebuild_metrics(job: JobDir, summary: dict[str, Any]) -> None:
+    """Rewrite a finished job's lost or damaged metrics.csv from its checkpoint (else summary)."""
+    try:
+        rows = load_checkpoint(job.path / CHECKPOINT)["state"]["rows"]
+        source = CHECKPOINT
+    except (OSError, ValueError, KeyError):
+        final = summary.get("final") or {}
+        rows = [r for r in (final.get("train"), final.get("val")) if isinstance(r, dict)]
+        source = "summary.json (final rows only)"
+    job.acquire()
+    try:
+        job.write_metrics(rows)
+    finally:
+        job.release()
+    log.warning(f"[{job.path.name}] metrics.csv was missing or damaged; rebuilt it from {source}")
 
 
-def check_resumable(checkpoint: dict[str, Any], config: dict[str, Any], path: Path) -> None:
-    """A checkpoint resumes only the job it was made for; name the first key that differs."""
-    old, new = _flatten(checkpoint.get("config", {})), _flatten(config)
-    # Model keys first: a different network is the likeliest and least recoverable mismatch.
-    for key in sorted(set(old) | set(new), key=lambda k: (not k.startswith("model."), k)):
-        if old.get(key) != new.get(key):
-            raise ValueError(
-                f"{path} was made with {key}={old.get(key)}, the config says {key}={new.get(key)}; "
-                "use trainer.resume=false to start over, or another output folder"
-            )
+# ----------------------------------------------------------------------------------------------
+# The job
 
 
 @contextlib.contextmanager
@@ -247,209 +429,187 @@ def torch_threads(count: int) -> Iterator[None]:
 def train(
     cfg: DictConfig, job_dir: str | Path, on_start: Callable[[], None] | None = None
 ) -> dict[str, Any]:
-    """Train one job: :func:`run_job` with ``trainer.threads`` CPU threads."""
+    """Check ``cfg``, then train one job (:func:`run_job`) with ``trainer.threads`` threads."""
+    check_config(cfg)
     with torch_threads(cfg.trainer.threads):
         return run_job(cfg, job_dir, on_start)
+
+
+def next_batch(state: TrainState, tiles: Tensor, cfg: DictConfig, device: torch.device) -> Tensor:
+    """The next (B, C, H, W) float batch of this epoch's order; a new epoch when one is used up.
+
+    Derived from (seed, epoch, position) alone, so a resumed job picks up the same batch.
+    """
+    batch = cfg.trainer.batch_size
+    if state.position >= len(tiles) // batch:  # the last incomplete batch is dropped
+        state.epoch, state.position = state.epoch + 1, 0
+    order = epoch_order(len(tiles), cfg.trainer.seed, state.epoch)
+    index = order[state.position * batch : (state.position + 1) * batch]
+    state.position += 1
+    return to_float(tiles[index], device)
+
+
+def train_step(setup: Setup, x: Tensor) -> dict[str, Tensor]:
+    """One optimizer and scheduler step on (B, C, H, W) ``x``; the loss parts and pixel metrics."""
+    output, code = setup.model.reconstruct(x)
+    parts = setup.objective(output, code, x)
+    setup.optimizer.zero_grad(set_to_none=True)
+    parts["loss"].backward()
+    setup.optimizer.step()
+    setup.scheduler.step()
+    with torch.no_grad():  # hist_w1 sorts every pixel: validation-only, to keep steps cheap
+        parts.update(image_metrics(output, x, histogram=False))
+    return {k: v.detach().mean() for k, v in parts.items()}
+
+
+def validation(
+    job: JobDir, setup: Setup, state: TrainState, val: Tensor, cfg: DictConfig, config: dict
+) -> dict[str, float]:
+    """Validate, draw the job's pictures, checkpoint; the validation metrics row."""
+    metrics, recon = validate(setup, val)
+    state.rows.append({"inputs": state.inputs, "split": "val", **metrics})
+    state.next_val += cfg.trainer.val_every_inputs
+    job.write_metrics(state.rows)
+    count = min(cfg.trainer.val_images, len(val))
+    draw_validation(job, state, val, recon, count, describe(config))
+    if cfg.trainer.save_checkpoint:
+        save_job_checkpoint(job, setup, state, config)
+    job.write_status("running")
+    return metrics
+
+
+def summarize(
+    state: TrainState, setup: Setup, config: dict[str, Any], diverged: str | None
+) -> dict[str, Any]:
+    """summary.json's content: status, counters, speed, final rows, device, config."""
+    return {
+        "status": "diverged" if diverged else "done",
+        "inputs": state.inputs,
+        "steps": state.step,
+        "parameters": count_parameters(setup.model),
+        "wall_time": round(state.wall_time, 3),
+        "images_per_second": round(state.inputs / state.wall_time, 2) if state.wall_time else None,
+        "final": {
+            "train": next((r for r in reversed(state.rows) if r["split"] == "train"), None),
+            "val": next((r for r in reversed(state.rows) if r["split"] == "val"), None),
+        },
+        "device": str(setup.device),
+        "config": config,
+    }
 
 
 def run_job(
     cfg: DictConfig, job_dir: str | Path, on_start: Callable[[], None] | None = None
 ) -> dict[str, Any]:
-    """Train one job as ``cfg`` says, writing its artifacts to ``job_dir``.
+    """Train one job as ``cfg`` says, writing its folder ``job_dir``.
 
     Nothing is written before every check has passed; then ``on_start()`` is called (the app
-    records Hydra's config there), so bad input leaves an existing job folder as it was.
+    records Hydra's config there). Returns the summary (also in summary.json).
 
-    Returns the summary (also written to summary.json): final train and validation metrics,
-    parameter count, wall time, images per second and the status.
+    Raises:
+        JobStopped: SIGTERM or Ctrl-C; the job checkpointed the step it had reached.
     """
-    job_dir = Path(job_dir)
-    t = cfg.trainer
-    check_config(cfg)
+    t, job, name = cfg.trainer, JobDir(job_dir), Path(job_dir).name
     config = job_config(cfg)
-    name = job_dir.name
+    check_folder(job.path, config, replace=not t.resume)
+    if t.resume and (done := finished_summary(job, config)) is not None:
+        if not job.metrics_readable():
+            rebuild_metrics(job, done)
+        log.info(f"[{name}] already done ({done['inputs']} inputs); skipping")
+        return done
 
-    # --- skip a finished job, or set up to resume an interrupted one
-    if t.resume and (summary := finished_summary(job_dir, config)) is not None:
-        log.info(f"[{name}] already done ({summary['inputs']} inputs); skipping")
-        return summary
-
-    device = resolve_device(t.device)
+    # --- setup: everything that can fail on bad input, before anything is written
     seed_everything(t.seed)
-    tiles: TileSet = build(cfg.data)
-    model: nn.Module = build(cfg.model)
-    if tuple(tiles.shape) != tuple(model.shape):
-        raise ValueError(
-            f"data tiles have shape {list(tiles.shape)} but model.shape is {list(model.shape)}; "
-            "set model.shape to the data's shape"
+    setup = build_job(cfg)
+    train_tiles, val_tiles = torch.from_numpy(setup.tiles.train), torch.from_numpy(setup.tiles.val)
+    resume_from = job.path / CHECKPOINT if t.resume and (job.path / CHECKPOINT).exists() else None
+    checkpoint = load_checkpoint(resume_from) if resume_from else None
+    if checkpoint is not None:
+        check_resumable(checkpoint, config, job.path / CHECKPOINT)
+
+    with job.recording(), stop_signals() as stop:
+        # --- resume, or start
+        state = TrainState(next_log=t.log_every_inputs, next_val=t.val_every_inputs)
+        if checkpoint is not None:
+            state = restore(setup, checkpoint)
+            log.info(f"[{name}] resuming at {state.inputs} inputs")
+        if on_start is not None:
+            on_start()
+        job.inputs, job.wall_time = state.inputs, state.wall_time
+        job.write_metrics(state.rows)
+        job.write_status("running")
+        log.info(
+            f"[{name}] {count_parameters(setup.model):,} parameters, {len(train_tiles)} train / "
+            f"{len(val_tiles)} validation tiles, {t.max_inputs} inputs on {setup.device}, "
+            f"{torch.get_num_threads()} threads"
         )
-    if len(tiles.train) < t.batch_size:
-        raise ValueError(
-            f"trainer.batch_size={t.batch_size} is larger than the {len(tiles.train)} training "
-            "tiles; lower it"
-        )
-    if len(tiles.val) == 0:
-        raise ValueError("the data has no validation tiles; add tiles or lower data.val_every")
-    model.to(device)
-    criterion = build(cfg.loss).to(device)
-    optimizer = build(cfg.optimizer)(model.parameters())
-    scheduler = build(cfg.scheduler)(optimizer)
-    train_tiles = torch.from_numpy(tiles.train)
-    val_tiles = torch.from_numpy(tiles.val)
-    steps_per_epoch = len(train_tiles) // t.batch_size  # the last incomplete batch is dropped
+        progress = Progress(t.max_inputs, state.inputs, name)
+        start, wall_before, diverged = time.perf_counter(), state.wall_time, None
+        setup.model.train()
+        while state.inputs < t.max_inputs:
+            # --- batch, step
+            x = next_batch(state, train_tiles, cfg, setup.device)
+            lr = setup.optimizer.param_groups[0]["lr"]
+            accumulate(state, train_step(setup, x), len(x))
+            state.inputs, state.step = state.inputs + len(x), state.step + 1
+            state.wall_time = job.wall_time = wall_before + time.perf_counter() - start
+            job.inputs, end = state.inputs, state.inputs >= t.max_inputs
+            progress.update(len(x))
 
-    state: dict[str, Any] = {
-        "inputs": 0,
-        "step": 0,
-        "epoch": 0,
-        "position": 0,  # batches of the current epoch already taken
-        "window": {},  # running sums of the current train-average row
-        "window_inputs": 0,
-        "next_log": t.log_every_inputs,
-        "next_val": t.val_every_inputs,
-        "rows": [],
-        "wall_time": 0.0,
-        "last_finite_loss": None,
-    }
-    checkpoint_path = job_dir / "checkpoint.pt"
-    if t.resume and checkpoint_path.exists():
-        checkpoint = load_checkpoint(checkpoint_path)
-        check_resumable(checkpoint, config, checkpoint_path)
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        state = checkpoint["state"]
-        set_rng_state(checkpoint["rng"])
-        log.info(f"[{name}] resuming from {checkpoint_path} at {state['inputs']} inputs")
-    if on_start is not None:
-        on_start()
-    write_text(job_dir / "metrics.csv", format_metric_rows(state["rows"]))
+            # --- log: a row per ~log_every_inputs images; the loop's only host sync
+            if state.inputs >= min(state.next_log, state.next_val) or end:
+                row = close_row(state, lr)
+                if not math.isfinite(row["loss"]):
+                    last = next((r["loss"] for r in reversed(state.rows) if "lr" in r), None)
+                    diverged = (
+                        f"loss became {row['loss']} by step {state.step} ({state.inputs} "
+                        f"inputs); last finite loss {last}"
+                    )
+                    break
+                state.rows.append(row)
+                state.next_log += t.log_every_inputs * (state.inputs >= state.next_log)
+                job.write_metrics(state.rows)
+                progress.loss = row["loss"]
+                if not progress.interactive:
+                    log.info(
+                        f"[{name}] {state.inputs}/{t.max_inputs} inputs, loss {row['loss']:.4g}"
+                    )
 
-    parameters = count_parameters(model)
-    log.info(
-        f"[{name}] {parameters:,} parameters, {len(train_tiles)} train / {len(val_tiles)} "
-        f"validation tiles, {t.max_inputs} inputs on {device}, "
-        f"{torch.get_num_threads()} CPU threads"
-    )
-    progress = Progress(t.max_inputs, state["inputs"], name)
-    start = time.perf_counter()
-    wall_before = state["wall_time"]
-    write_status(job_dir, "running", state["inputs"], wall_before)
-    order = epoch_order(len(train_tiles), t.seed, state["epoch"])
-    model.train()
-
-    def checkpoint_now() -> None:
-        state["wall_time"] = wall_before + time.perf_counter() - start
-        if t.save_checkpoint:
-            save_checkpoint(
-                checkpoint_path,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "state": state,
-                    "rng": rng_state(),
-                    "config": config,
-                },
-            )
-        write_status(job_dir, "running", state["inputs"], state["wall_time"])
-
-    diverged: str | None = None
-    while state["inputs"] < t.max_inputs:
-        # --- batch: the next slice of this epoch's order
-        if state["position"] >= steps_per_epoch:
-            state["epoch"] += 1
-            state["position"] = 0
-            order = epoch_order(len(train_tiles), t.seed, state["epoch"])
-        index = order[state["position"] * t.batch_size : (state["position"] + 1) * t.batch_size]
-        x = to_float(train_tiles[index], device)
-
-        # --- step
-        lr = optimizer.param_groups[0]["lr"]
-        output, parts = loss_parts(model, criterion, x, t.code_reg_weight)
-        if not torch.isfinite(parts["loss"]):
-            diverged = (
-                f"loss became {parts['loss'].item()} at step {state['step'] + 1} "
-                f"({state['inputs']} inputs); last finite loss {state['last_finite_loss']}"
-            )
-            break
-        optimizer.zero_grad(set_to_none=True)
-        parts["loss"].backward()
-        optimizer.step()
-        scheduler.step()
-        state["inputs"] += len(x)
-        state["step"] += 1
-        state["position"] += 1
-        state["last_finite_loss"] = parts["loss"].item()
-        progress.update(len(x))
-
-        # --- log: train scalars averaged over about log_every_inputs images
-        with torch.no_grad():  # hist_w1 sorts every pixel: validation-only, to keep steps cheap
-            metrics = {k: v.mean().item() for k, v in image_metrics(output, x, False).items()}
-        window = state["window"]
-        for key, value in (*((k, v.item()) for k, v in parts.items()), *metrics.items()):
-            window[key] = window.get(key, 0.0) + value * len(x)
-        state["window_inputs"] += len(x)
-        if state["inputs"] >= state["next_log"] or state["inputs"] >= t.max_inputs:
-            row = {k: v / state["window_inputs"] for k, v in window.items()}
-            state["rows"].append({"inputs": state["inputs"], "split": "train", "lr": lr, **row})
-            state["window"], state["window_inputs"] = {}, 0
-            state["next_log"] += t.log_every_inputs
-            write_text(job_dir / "metrics.csv", format_metric_rows(state["rows"]))
-            if not progress.interactive:
+            # --- validate and checkpoint every val_every_inputs and at the end
+            if state.inputs >= state.next_val or end:
+                m = validation(job, setup, state, val_tiles, cfg, config)
                 log.info(
-                    f"[{name}] {state['inputs']}/{t.max_inputs} inputs, loss {row['loss']:.4g}"
+                    f"[{name}] validation at {state.inputs} inputs: loss {m['loss']:.4g}, "
+                    f"pixel L1 {m['pixel_l1']:.4f}, PSNR {m['psnr']:.2f} dB"
                 )
 
-        # --- validate and checkpoint every val_every_inputs and at the end
-        if state["inputs"] >= state["next_val"] or state["inputs"] >= t.max_inputs:
-            val_metrics, reconstructions = validate(
-                model, criterion, val_tiles, t.code_reg_weight, 256, device
-            )
-            state["rows"].append({"inputs": state["inputs"], "split": "val", **val_metrics})
-            state["next_val"] += t.val_every_inputs
-            write_text(job_dir / "metrics.csv", format_metric_rows(state["rows"]))
-            save_samples(
-                job_dir,
-                state["inputs"],
-                val_tiles.float() / 255.0,
-                reconstructions,
-                min(t.val_images, len(val_tiles)),
-            )
-            plot_loss(state["rows"], job_dir / "loss.png", title=name)
-            checkpoint_now()
-            log.info(
-                f"[{name}] validation at {state['inputs']} inputs: loss {val_metrics['loss']:.4g}, "
-                f"pixel L1 {val_metrics['pixel_l1']:.4f}, PSNR {val_metrics['psnr']:.2f} dB"
-            )
-    progress.close()
+            # --- stop: SIGTERM / Ctrl-C checkpoint the step reached, then leave
+            if stop and not end:
+                save_job_checkpoint(job, setup, state, config)
+                progress.close()
+                raise JobStopped(stop[0], job.path, state.inputs)
+        progress.close()
 
-    # --- final artifacts
-    wall_time = wall_before + time.perf_counter() - start
-    trained_now = time.perf_counter() - start
-    rows = state["rows"]
-    summary = {
-        "status": "diverged" if diverged else "done",
-        "inputs": state["inputs"],
-        "steps": state["step"],
-        "parameters": parameters,
-        "wall_time": round(wall_time, 3),
-        "images_per_second": round(state["inputs"] / wall_time, 2) if wall_time > 0 else None,
-        "final": {
-            "train": next((r for r in reversed(rows) if r["split"] == "train"), None),
-            "val": next((r for r in reversed(rows) if r["split"] == "val"), None),
-        },
-        "device": str(device),
-        "config": config,
-    }
-    write_json(job_dir / "summary.json", summary)
-    if diverged:
-        log.error(f"[{name}] diverged: {diverged}")
-        write_status(job_dir, "diverged", state["inputs"], wall_time, error=diverged)
-    else:
-        write_status(job_dir, "done", state["inputs"], wall_time)
-        log.info(f"[{name}] done in {trained_now:.1f} s; results in {job_dir}")
+        # --- the ending
+        summary = summarize(state, setup, config, diverged)
+        job.write_summary(summary)
+        if diverged:
+            log.error(f"[{name}] diverged: {diverged}")
+        else:
+            log.info(f"[{name}] done in {time.perf_counter() - start:.1f} s; results in {job.path}")
+        job.write_status(summary["status"], error=diverged)
     return summary
+
+
+def describe(config: dict[str, Any]) -> str:
+    """A job in a few words for plot titles: ``l1, bins 100, sigma 100, 48,000 inputs``."""
+    loss = config.get("loss", {})
+    words = [str(loss.get("loss") or str(loss.get("_target_", "")).rsplit(".", 1)[-1])]
+    words += [f"{k} {loss[k]:g}" for k in ("bins", "sigma") if isinstance(loss.get(k), int | float)]
+    if loss.get("per_channel"):
+        words.append("per channel")
+    words.append(f"{config.get('trainer', {}).get('max_inputs', 0):,} inputs")
+    return ", ".join(words)
 
 
 class Progress:
@@ -458,6 +618,7 @@ class Progress:
     def __init__(self, total: int, initial: int, name: str) -> None:
         self.interactive = sys.stdout.isatty()
         self.bar = None
+        self.loss: float | None = None
         if self.interactive:
             from tqdm import tqdm
 

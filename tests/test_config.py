@@ -88,7 +88,7 @@ def test_unknown_option_lists_the_valid_ones(compose_cfg) -> None:
 def test_experiments_hold_the_reference_matrix(compose_cfg, experiment: str, params: dict) -> None:
     from hydra import compose
 
-    from histae.app import CONFIG_DIR
+    from histae.config import CONFIG_DIR
 
     assert str(CONF) == CONFIG_DIR
     cfg = compose_cfg(f"+experiment={experiment}", tiny=False)
@@ -112,3 +112,16 @@ def test_reference_matrix_runs_on_the_real_tiles(compose_cfg) -> None:
     assert cfg.data._target_ == "histae.data.sheets.load_tile_sheets"
     # ... and the embedded tiles are one override away.
     assert compose_cfg("+experiment=histloss", "data=procedural", tiny=False).data.count > 0
+
+
+def test_help_lists_the_groups_to_pick_and_the_distances_not_the_schemas(run_cli, capsys) -> None:
+    from histae.loss import LOSS_NAMES
+
+    assert run_cli("--help") == 0
+    out = capsys.readouterr().out
+    groups = out.split("== Configuration groups ==", 1)[1].split("== Config ==", 1)[0]
+    assert "schema" not in groups
+    for folder in sorted(p for p in CONF.iterdir() if p.is_dir()):
+        options = ", ".join(sorted(f.stem for f in folder.glob("*.yaml")))
+        assert f"{folder.name}: {options}\n" in groups
+    assert f"takes: {', '.join(LOSS_NAMES)}\n" in groups

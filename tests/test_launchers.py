@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from histae.app import launcher_threads
-from histae.artifacts import read_status
+from histae.jobdir import read_status
 from tests.conftest import TINY
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher")

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from histae.artifacts import is_stopped, read_metrics, read_status
+from histae.checkpoint import load_checkpoint
+from histae.jobdir import is_stopped, read_metrics, read_status
 from tests.conftest import ROOT, TINY
 
 # Two checkpoints (at 320 and 640 inputs): the kill lands between them.
@@ -70,14 +71,14 @@ def test_sigkill_between_checkpoints_then_rerun_is_bitwise_identical(tmp_path) -
     status = read_status(killed)
     assert status["status"] == "running"
     assert is_stopped(status)  # the report can tell this job was killed, not still running
-    checkpoint = torch.load(killed / "checkpoint.pt", weights_only=False)
+    checkpoint = load_checkpoint(killed / "checkpoint.pt")
     assert checkpoint["state"]["inputs"] == 320  # the kill came before the second checkpoint
     assert max(r["inputs"] for r in read_metrics(killed / "metrics.csv")) > 320
 
     assert histae(*JOB, f"hydra.run.dir={killed}").wait() == 0
     assert read_status(killed)["status"] == "done"
-    a = torch.load(straight / "checkpoint.pt", weights_only=False)
-    b = torch.load(killed / "checkpoint.pt", weights_only=False)
+    a = load_checkpoint(straight / "checkpoint.pt")
+    b = load_checkpoint(killed / "checkpoint.pt")
     assert a["model"].keys() == b["model"].keys()
     for name in a["model"]:
         assert torch.equal(a["model"][name], b["model"][name]), name
@@ -118,13 +119,13 @@ def test_diverged_job_stops_keeps_its_checkpoint_and_the_sweep_goes_on(run_cli, 
         "trainer.val_every_inputs=16",
         f"hydra.sweep.dir={sweep}",
     )
-    assert code == 0  # diverging is a result, not a crash
+    assert code == 3  # diverging is a result, not a crash, but a script can tell
     ok, bad = read_status(sweep / "lr-0.01"), read_status(sweep / "lr-1000000000000.0")
     assert ok["status"] == "done"
     assert bad["status"] == "diverged"
     assert "loss became" in bad["error"] and "last finite loss" in bad["error"]
     assert bad["inputs"] < 256
-    checkpoint = torch.load(sweep / "lr-1000000000000.0" / "checkpoint.pt", weights_only=False)
+    checkpoint = load_checkpoint(sweep / "lr-1000000000000.0" / "checkpoint.pt")
     assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from histae.artifacts import read_metrics, read_status
+from histae.jobdir import read_metrics, read_status
 
 
 @pytest.mark.slow

@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from histae.artifacts import METRIC_COLUMNS, read_metrics, read_status
+from histae.checkpoint import load_checkpoint
+from histae.jobdir import METRIC_COLUMNS, read_metrics, read_status
 from histae.train import epoch_order, train
 
 
@@ -94,7 +95,7 @@ def test_summary_status_and_checkpoint(tiny_job) -> None:
     assert on_disk["final"]["val"]["inputs"] == cfg.trainer.max_inputs
     status = read_status(job_dir)
     assert status["status"] == "done" and status["inputs"] == cfg.trainer.max_inputs
-    checkpoint = torch.load(job_dir / "checkpoint.pt", weights_only=False)
+    checkpoint = load_checkpoint(job_dir / "checkpoint.pt")
     assert {"model", "optimizer", "scheduler", "state", "rng", "config"} <= set(checkpoint)
     assert checkpoint["state"]["inputs"] == cfg.trainer.max_inputs
     samples = np.load(job_dir / "samples.npz")

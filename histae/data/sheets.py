@@ -54,18 +54,35 @@ class Grid:
     key: str = "data"
 
 
+MAX_PIXELS = 64 * 2**20
+"""The largest image decoded (64 megapixels, 256 MiB as RGBA); tile sheets are far smaller."""
+
+
 def read_rgba(path: str) -> np.ndarray:
     """Decode an image file of any mode (palette, grey, RGB, RGBA) to RGBA.
 
     Returns:
         (H, W, 4) uint8; images without alpha are fully opaque.
+
+    Raises:
+        ValueError: not an image, or larger than ``MAX_PIXELS`` (checked before decoding).
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} does not exist")
     try:
         with Image.open(path) as image:
+            width, height = image.size  # from the header: nothing is decoded yet
+            if width * height > MAX_PIXELS:
+                raise ValueError(
+                    f"{path} is {width}x{height} pixels, larger than the {MAX_PIXELS // 2**20} "
+                    "megapixels histae decodes; crop it into sheets or leave it out"
+                )
             return np.asarray(image.convert("RGBA"))
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+    except ValueError as err:
+        if str(err).startswith(f"{path} is "):
+            raise
+        raise ValueError(f"{path} is not a readable image: {err}") from err
+    except (OSError, SyntaxError, Image.DecompressionBombError) as err:
         # PIL reports unknown formats, truncated data and bad chunks with these types.
         raise ValueError(f"{path} is not a readable image: {err}") from err
 

@@ -1,26 +1,31 @@
-"""Hydra's basic sweeper, plus two things a sweep of histae needs.
+"""Hydra's basic sweeper, plus what a sweep of histae needs.
 
 - Each job's folder is named from the values that vary across the sweep (``bins-100_sigma-50``),
-  so folders are readable and stable across reruns of the same sweep (which resume relies on).
-- The sweep report is written when the sweep ends, also when jobs failed: Hydra 1.3 skips
-  ``on_multirun_end`` callbacks once a job has raised, so the report cannot hang on a callback.
+  readable, stable across reruns of the same sweep (which resume relies on), and unique by
+  construction: characters a folder name cannot show are percent-encoded, never merged.
+- Before anything is written, every job's config is composed and checked, and every job folder
+  that already exists must hold the same job: a typo in one value, or a rerun with a different
+  fixed value into an old sweep folder, is refused whole, naming the value or the key.
+- Every job runs; the report is written when the sweep ends, also when jobs failed (Hydra 1.3
+  skips ``on_multirun_end`` callbacks once a job has raised). Ctrl-C stops the whole sweep.
 """
 
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional  # noqa: UP035  (OmegaConf needs typing forms)
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
-from histae.artifacts import error_line
+from histae.hydra_compat import basic_sweeper, job_error
+from histae.jobdir import MULTIRUN, JobStopped, error_line
+from histae.labels import job_names
 
 log = logging.getLogger(__name__)
 
@@ -37,45 +42,24 @@ ConfigStore.instance().store(
     group="hydra/sweeper", name="histae", node=HistaeSweeperConf, provider="histae"
 )
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9.,+\-]+")
-
 
 class SweepFailed(Exception):
-    """Some jobs of the sweep failed; the message names each with its error's first line."""
+    """Some jobs of the sweep failed or diverged; the message names each with its error."""
+
+    def __init__(self, message: str, diverged_only: bool) -> None:
+        super().__init__(message)
+        self.diverged_only = diverged_only  # the app exits 3 for "diverged", 1 for "failed"
 
 
-def _split(override: str) -> tuple[str, str]:
-    key, _, value = override.partition("=")
-    return key.lstrip("+~"), value
+class SweepRefused(ValueError):
+    """The sweep cannot start as given; nothing was written."""
 
 
-def job_names(jobs: Sequence[Sequence[str]]) -> list[str]:
-    """A folder name for each job from the overrides whose values differ between jobs.
-
-    ``[["loss.bins=50", "loss.sigma=100", "trainer.seed=0"], ["loss.bins=100", ...]]`` gives
-    ``["bins-50_sigma-100", "bins-100_sigma-100"]``: keys shortened to their last part unless two
-    swept keys share it. With nothing varying (one job) every override is named.
-    """
-    parsed = [dict(_split(o) for o in job) for job in jobs]
-    keys: list[str] = []
-    for job in parsed:
-        keys.extend(k for k in job if k not in keys)
-    varying = [k for k in keys if len({job.get(k) for job in parsed}) > 1] or keys
-    short = [k.rsplit(".", 1)[-1].rsplit("/", 1)[-1] for k in varying]
-    labels = [s if short.count(s) == 1 else k for k, s in zip(varying, short, strict=True)]
-    names = []
-    for job in parsed:
-        parts = [
-            f"{label}-{_UNSAFE.sub('-', job[k]).strip('-')}"
-            for k, label in zip(varying, labels, strict=True)
-            if k in job
-        ]
-        names.append("_".join(parts) or "default")
-    return names
+BasicSweeper = basic_sweeper()
 
 
-class HistaeSweeper(BasicSweeper):
-    """BasicSweeper that names job folders from swept values and writes the sweep report."""
+class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
+    """BasicSweeper that names job folders from swept values, checks first, reports at the end."""
 
     def __init__(
         self,
@@ -99,48 +83,85 @@ class HistaeSweeper(BasicSweeper):
         batches = BasicSweeper.split_arguments(overrides, max_batch_size)
         if self._subdir_is_set_by_user():
             return batches
-        names = iter(job_names([job for batch in batches for job in batch]))
-        return [[[*job, f"hydra.sweep.subdir={next(names)}"] for job in batch] for batch in batches]
+        jobs = [job for batch in batches for job in batch]
+        names = job_names(jobs)
+        seen: dict[str, list[str]] = {}
+        for job, name in zip(jobs, names, strict=True):
+            if name in seen:
+                raise SweepRefused(
+                    f"two jobs would share the folder {name}: {' '.join(seen[name])} and "
+                    f"{' '.join(job)}; a swept value is repeated"
+                )
+            seen[name] = job
+        it = iter(names)
+        return [[[*job, f"hydra.sweep.subdir={next(it)}"] for job in batch] for batch in batches]
+
+    def check_jobs(self, sweep_dir: Path) -> None:
+        """Compose and check every job, and the folders they will write, before any write."""
+        from histae.train import check_config, check_folder, job_config
+
+        assert self.config is not None and self.hydra_context is not None
+        loader = self.hydra_context.config_loader
+        for batch in self.overrides:
+            for job in batch:
+                shown = " ".join(o for o in job if not o.startswith("hydra.sweep.subdir="))
+                try:
+                    cfg = loader.load_sweep_config(self.config, list(job))
+                    HydraConfig.instance().set_config(cfg)
+                    subdir = cfg.hydra.sweep.subdir
+                    with open_dict(cfg):
+                        del cfg["hydra"]
+                    check_config(cfg)
+                    config = job_config(cfg)
+                except Exception as err:
+                    raise SweepRefused(f"job {shown}: {error_line(err)}") from err
+                if not self._subdir_is_set_by_user():
+                    check_folder(sweep_dir / str(subdir), config, replace=not cfg.trainer.resume)
 
     def sweep(self, arguments: list[str]) -> Any:
-        """BasicSweeper.sweep, but every job runs and the failures are reported together.
-
-        The basic sweeper raises on the first failed job of a batch (after printing a line for
-        it); this one finishes all batches, writes the report, then raises one error that names
-        every failed job.
-        """
+        """BasicSweeper.sweep, but checked first, every job runs, and failures are reported
+        together: one error naming every failed job, after the report."""
         assert self.config is not None and self.launcher is not None
         assert self.hydra_context is not None
         sweep_dir = Path(self.config.hydra.sweep.dir)
+        params = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        self.overrides = self.split_arguments(parser.parse_overrides(params), self.max_batch_size)
+        self.check_jobs(sweep_dir)
+
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / MULTIRUN)
+        returns: list[Sequence[JobReturn]] = []
+        failed: list[str] = []
+        diverged: list[str] = []
+        done = 0
         try:
-            params = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
-            parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-            self.overrides = self.split_arguments(
-                parser.parse_overrides(params), self.max_batch_size
-            )
-            sweep_dir.mkdir(parents=True, exist_ok=True)
-            OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-            returns: list[Sequence[JobReturn]] = []
-            failed: list[str] = []
-            initial_job_idx = 0
             while not self.is_done():
                 batch = self.get_job_batch()
                 self.validate_batch_is_legal(batch)
-                results = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
+                results = self.launcher.launch(batch, initial_job_idx=done)
                 for result in results:
+                    name = Path(result.hydra_cfg.hydra.runtime.output_dir).name
                     if result.status == JobStatus.FAILED:
-                        name = Path(result.hydra_cfg.hydra.runtime.output_dir).name
-                        failed.append(f"{name}: {error_line(result._return_value)}")
-                initial_job_idx += len(batch)
+                        error = job_error(result)
+                        failed.append(f"{name}: {error_line(error) if error else 'failed'}")
+                    elif isinstance(result.return_value, dict) and (
+                        result.return_value.get("status") == "diverged"
+                    ):
+                        diverged.append(name)
+                done += len(batch)
                 returns.append(results)
+        except JobStopped as stopped:
+            stopped.sweep_dir = sweep_dir  # type: ignore[attr-defined]  (the app's rerun hint)
+            raise
         finally:
             if self.report:
                 self._write_report(sweep_dir)
-        if failed:
-            raise SweepFailed(
-                f"{len(failed)} of {initial_job_idx} jobs failed ({'; '.join(failed)}); "
-                f"see {sweep_dir}"
-            )
+        if failed or diverged:
+            parts = [f"{len(failed)} of {done} jobs failed ({'; '.join(failed)})"] if failed else []
+            if diverged:
+                parts.append(f"{len(diverged)} diverged ({', '.join(diverged)})")
+            raise SweepFailed(f"{'; '.join(parts)}; see {sweep_dir}", diverged_only=not failed)
         return returns
 
     @staticmethod

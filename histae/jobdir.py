@@ -1,0 +1,515 @@
+"""The job folder: the one module that knows what a job writes, and how to read it back.
+
+A job folder holds (``FILES`` below is the list README's table is checked against):
+
+- ``status.json``: the job's state; its lifecycle is ``running`` -> ``done`` | ``failed`` |
+  ``diverged`` | ``stopped`` (SIGTERM, Ctrl-C; resumable). Only :meth:`JobDir.recording` writes
+  it, so a job records its own ending.
+- ``metrics.csv`` (``METRIC_COLUMNS``), ``summary.json``, ``samples.npz``, ``checkpoint.pt``,
+  the ``.hydra/`` record, and the pictures the job draws at each validation.
+
+Every write is atomic (:mod:`histae.atomic`). Every reader is total: :func:`read_job` never
+raises on what it finds in a folder; a file it cannot make sense of makes the job
+``unreadable`` with ``"<file>: <why>"``, so one broken job cannot take a report down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import io
+import json
+import math
+import os
+import socket
+import time
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import yaml
+
+from histae.atomic import atomic_write, remove_stale_temps, write_json, write_text
+
+# ----------------------------------------------------------------------------------------------
+# What a job folder holds
+
+STATUS = "status.json"
+METRICS = "metrics.csv"
+SUMMARY = "summary.json"
+SAMPLES = "samples.npz"
+CHECKPOINT = "checkpoint.pt"
+HYDRA = ".hydra"
+LOSS_PLOT = "loss.png"
+GRID = "reconstructions.png"
+GRIDS = "reconstructions"
+HISTOGRAMS = "histograms.png"
+LOCK = ".lock"
+MULTIRUN = "multirun.yaml"  # Hydra's record of a sweep: marks a sweep folder, never a job's
+
+FILES: dict[str, str] = {
+    METRICS: "one row per train average (split=train) and per validation (split=val)",
+    LOSS_PLOT: "train and validation loss against inputs seen, and PSNR",
+    GRID: "the latest validation grid: originals over their reconstructions",
+    f"{GRIDS}/": "one grid per validation, named by inputs seen",
+    HISTOGRAMS: "colour histograms of the validation originals vs reconstructions",
+    SAMPLES: "the grid's images and the per-channel colour histograms, for the report",
+    CHECKPOINT: "everything a resume needs; safe to load (no code runs)",
+    SUMMARY: "config, final metrics, parameter count, wall time, images/s",
+    STATUS: "running / done / failed / diverged / stopped, with the writer's host and pid",
+    f"{HYDRA}/": "Hydra's record: config.yaml, hydra.yaml, overrides.yaml",
+}
+"""Every file and folder a job writes, with what it holds (README's results table)."""
+
+METRIC_COLUMNS = [
+    "inputs",
+    "split",
+    "loss",
+    "loss_reconstruction",
+    "loss_batch_std",
+    "loss_batch_mean",
+    "lr",
+    "pixel_l1",
+    "pixel_mse",
+    "psnr",
+    "hist_w1",
+]
+"""Columns of metrics.csv: one row per train average (split=train) or validation (split=val)."""
+
+STATUSES = ("running", "done", "failed", "diverged", "stopped")
+"""What status.json may say. ``stopped``: interrupted cleanly, resumable by the same command."""
+
+_MAX_PID = 2**22  # Linux's pid_max ceiling: a larger "pid" is not one
+
+
+class Unreadable(ValueError):
+    """A job file exists but cannot be used: ``"<file>: <why>"``."""
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"{name}: {why}")
+        self.name = name
+
+
+class JobStopped(BaseException):
+    """The job was asked to stop (SIGTERM, SIGINT) and left a checkpoint to resume from.
+
+    Not an ``Exception``: it must pass through Hydra's job runner and the sweeper, so Ctrl-C in
+    a sweep stops the sweep instead of being recorded as one failed job.
+    """
+
+    def __init__(self, signum: int, job_dir: Path, inputs: int) -> None:
+        super().__init__(f"stopped by signal {signum} at {inputs} inputs")
+        self.signum, self.job_dir, self.inputs = signum, job_dir, inputs
+
+
+def error_line(err: BaseException) -> str:
+    """``"TypeName: first line of the message"``: how status.json and the logs name an error."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+# ----------------------------------------------------------------------------------------------
+# Formats
+
+
+def format_metric_rows(rows: Iterable[Mapping[str, Any]]) -> str:
+    """metrics.csv text for ``rows`` (missing columns empty)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(
+        buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _format_value(row.get(k)) for k in METRIC_COLUMNS})
+    return buf.getvalue()
+
+
+def _format_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def parse_metrics(text: str) -> list[dict[str, Any]]:
+    """Rows of metrics.csv text with numbers as int/float (empty cells dropped).
+
+    Raises:
+        ValueError: not a metrics table (no ``inputs``/``split`` header, a cell that is no number,
+            a field larger than csv's limit).
+    """
+    try:
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames or not {"inputs", "split"} <= set(reader.fieldnames):
+            raise ValueError("no inputs,split header")
+        rows = []
+        for n, raw in enumerate(reader, start=2):
+            row: dict[str, Any] = {}
+            for key, cell in raw.items():
+                if key is None or cell in (None, ""):
+                    continue
+                try:
+                    row[key] = cell if key == "split" else (int if key == "inputs" else float)(cell)
+                except ValueError:
+                    raise ValueError(f"line {n}: {key}={cell[:20]!r} is not a number") from None
+            if "inputs" not in row or row.get("split") not in ("train", "val"):
+                raise ValueError(f"line {n}: no inputs or no split=train|val")
+            rows.append(row)
+        return rows
+    except csv.Error as err:
+        raise ValueError(str(err)) from None
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a metrics.csv (see :func:`parse_metrics`); OSError/ValueError if unusable."""
+    return parse_metrics(Path(path).read_text(errors="replace"))
+
+
+def _read_object(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; Unreadable (named by file) for anything else."""
+    try:
+        data = json.loads(path.read_bytes())
+    except OSError as err:
+        raise Unreadable(path.name, err.strerror or type(err).__name__) from None
+    except ValueError as err:  # includes UnicodeDecodeError
+        raise Unreadable(path.name, f"not JSON ({str(err).splitlines()[0][:80]})") from None
+    if not isinstance(data, dict):
+        raise Unreadable(path.name, f"not a JSON object but a {type(data).__name__}")
+    return data
+
+
+def _check_status(data: dict[str, Any]) -> dict[str, Any]:
+    if data.get("status") not in STATUSES:
+        raise Unreadable(STATUS, f"status {str(data.get('status'))[:40]!r} is none of {STATUSES}")
+    for key, kind in (("inputs", int), ("wall_time", (int, float))):
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            raise Unreadable(STATUS, f"{key} is not a number")
+    pid = data.get("pid")
+    if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int)):
+        raise Unreadable(STATUS, "pid is not a whole number")
+    if pid is not None and not 0 < pid < _MAX_PID:
+        raise Unreadable(STATUS, f"pid {pid} is not a process id")
+    if data.get("error") is not None and not isinstance(data["error"], str):
+        raise Unreadable(STATUS, "error is not text")
+    return data
+
+
+def is_stopped(status: Mapping[str, Any]) -> bool:
+    """A ``running`` status whose writer, a process on this host, no longer exists (killed)."""
+    if status.get("status") != "running" or status.get("host") != socket.gethostname():
+        return False
+    pid = status.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid == os.getpid():
+        return False
+    if not 0 < pid < _MAX_PID:
+        return True  # no process can have it: whatever wrote it is gone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):  # alive, another user's
+        return False
+    return False
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading a job folder
+
+
+@dataclass
+class JobRecord:
+    """What a job folder says about its job, as a report needs it. Reading never raises."""
+
+    path: Path
+    state: str  # a STATUSES value, "pending" (no status yet) or "unreadable"
+    error: str | None = None  # a failed/diverged job's error, or an unreadable file's "file: why"
+    status: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    overrides: list[str] = field(default_factory=list)
+
+    def final(self, split: str) -> dict[str, Any]:
+        """The last metrics row of ``split`` (train | val), or {} if there is none yet."""
+        return next((r for r in reversed(self.rows) if r.get("split") == split), {})
+
+    @property
+    def inputs(self) -> int | None:
+        """Images seen so far (status.json, else the last metrics row)."""
+        if isinstance(self.status.get("inputs"), int):
+            return self.status["inputs"]
+        return self.rows[-1]["inputs"] if self.rows else None
+
+    @property
+    def wall_time(self) -> float | None:
+        """Seconds of training, summed over every run of the job."""
+        value = self.status.get("wall_time")
+        return float(value) if isinstance(value, int | float) else None
+
+    @property
+    def images_per_second(self) -> float | None:
+        """Training speed: the summary's, else inputs over wall time."""
+        speed = self.summary.get("images_per_second")
+        if self.state == "done" and isinstance(speed, int | float):
+            return float(speed)
+        if self.inputs and self.wall_time:
+            return round(self.inputs / self.wall_time, 2)
+        return None
+
+
+def is_job_dir(path: Path) -> bool:
+    """A job folder holds status.json (once training started) or Hydra's overrides.yaml."""
+    return (path / STATUS).is_file() or (path / HYDRA / "overrides.yaml").is_file()
+
+
+def read_overrides(job_dir: str | os.PathLike) -> list[str]:
+    """The job's command-line overrides as written (.hydra/overrides.yaml).
+
+    Raises:
+        Unreadable: the file exists but is not a YAML list.
+    """
+    path = Path(job_dir) / HYDRA / "overrides.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(errors="replace"))
+    except FileNotFoundError:
+        return []
+    except (OSError, yaml.YAMLError) as err:
+        raise Unreadable(f"{HYDRA}/overrides.yaml", type(err).__name__) from None
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise Unreadable(f"{HYDRA}/overrides.yaml", "not a list of overrides")
+    return [str(o) for o in data]
+
+
+def read_job(job_dir: str | os.PathLike) -> JobRecord:
+    """Everything a report shows about one job; never raises on the folder's content.
+
+    A job that has not written status.json yet is ``pending``; a ``running`` job whose process
+    is gone is ``stopped``; any file that exists but cannot be read makes it ``unreadable``.
+    """
+    job_dir = Path(job_dir)
+    record = JobRecord(path=job_dir, state="pending")
+    try:
+        record.overrides = read_overrides(job_dir)
+        if (job_dir / STATUS).exists():
+            record.status = _check_status(_read_object(job_dir / STATUS))
+            record.state = record.status["status"]
+            record.error = _first_line(record.status.get("error"))
+        if (job_dir / SUMMARY).exists():
+            record.summary = _read_object(job_dir / SUMMARY)
+        if (job_dir / METRICS).exists():
+            try:
+                record.rows = read_metrics(job_dir / METRICS)
+            except (OSError, ValueError) as err:
+                raise Unreadable(METRICS, str(err)[:120]) from None
+        if (job_dir / SAMPLES).exists():
+            read_samples(job_dir / SAMPLES)
+    except Unreadable as err:
+        record.state, record.error = "unreadable", str(err)
+        return record
+    if is_stopped(record.status):  # killed mid-run (SIGKILL, node failure): say so
+        record.state = "stopped"
+        record.error = f"process {record.status['pid']} exited without finishing; rerun to resume"
+    return record
+
+
+def _first_line(text: Any) -> str | None:
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    return lines[0] if lines else None
+
+
+SAMPLE_KEYS = (
+    "originals",
+    "reconstructions",
+    "hist_edges",
+    "hist_originals",
+    "hist_reconstructions",
+)
+
+
+def read_samples(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """samples.npz as arrays (no pickles); Unreadable if it is not one."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            samples = {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise Unreadable(path.name, f"not a samples archive ({type(err).__name__})") from None
+    missing = [k for k in SAMPLE_KEYS if k not in samples]
+    if missing:
+        raise Unreadable(path.name, f"has no {', '.join(missing)}")
+    return samples
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing: one JobDir per running job
+
+
+class FolderInUse(RuntimeError):
+    """Another live process is writing this job folder."""
+
+
+class JobDir:
+    """A job's folder, as the job itself writes it. Construct it once training is set to start."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._lock: IO[bytes] | None = None
+        self.inputs = 0  # what status.json reports if the job ends now
+        self.wall_time = 0.0
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    # -- ownership
+
+    def acquire(self) -> None:
+        """Take the folder: an advisory lock held while the job runs, and stale temps removed.
+
+        Raises:
+            FolderInUse: another process (two commands pointed at one folder) holds it.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = open(self.path / LOCK, "ab")  # noqa: SIM115  (held for the job's lifetime)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise FolderInUse(
+                f"{self.path} is in use by another histae process; wait for it or choose "
+                "another folder (hydra.run.dir=...)"
+            ) from None
+        self._lock = lock
+        remove_stale_temps(self.path)
+
+    def release(self) -> None:
+        """Give the folder up (the lock file stays: deleting it would race another taker)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[JobDir]:
+        """Hold the folder and record the job's ending in status.json, whatever it is.
+
+        Inside, the job writes ``running``/``done``/``diverged`` itself; leaving by an exception
+        writes ``failed`` with its first line, by :class:`JobStopped` or Ctrl-C ``stopped``.
+        """
+        self.acquire()
+        try:
+            yield self
+        except (JobStopped, KeyboardInterrupt):
+            self.write_status("stopped")
+            raise
+        except Exception as err:
+            self.write_status("failed", error=error_line(err))
+            raise
+        finally:
+            self.release()
+
+    # -- status
+
+    def write_status(self, status: str, error: str | None = None) -> Path:
+        """status.json: the state, inputs seen, wall time, error, and who wrote it."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        data = {
+            "status": status,
+            "error": error,
+            "inputs": int(self.inputs),
+            "wall_time": round(float(self.wall_time), 3),
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            # Who wrote it: a report can then tell a running job from one whose process died.
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+        return write_json(self.path / STATUS, data)
+
+    # -- results
+
+    def write_metrics(self, rows: Iterable[Mapping[str, Any]]) -> Path:
+        """metrics.csv, whole."""
+        return write_text(self.path / METRICS, format_metric_rows(rows))
+
+    def write_summary(self, summary: Mapping[str, Any]) -> Path:
+        """summary.json."""
+        return write_json(self.path / SUMMARY, summary)
+
+    def read_summary(self) -> dict[str, Any] | None:
+        """summary.json, or None if missing or unreadable."""
+        try:
+            return _read_object(self.path / SUMMARY)
+        except Unreadable:
+            return None
+
+    def read_status(self) -> dict[str, Any] | None:
+        """status.json, or None if missing or unreadable."""
+        try:
+            return _check_status(_read_object(self.path / STATUS))
+        except Unreadable:
+            return None
+
+    def metrics_readable(self) -> bool:
+        """Whether metrics.csv exists and parses."""
+        try:
+            read_metrics(self.path / METRICS)
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def write_samples(self, samples: Mapping[str, np.ndarray | int]) -> Path:
+        """samples.npz (compressed, no pickles)."""
+        return atomic_write(self.path / SAMPLES, lambda f: np.savez_compressed(f, **samples))
+
+    def grid_path(self, inputs: int) -> Path:
+        """Where the grid of the validation at ``inputs`` goes."""
+        return self.path / GRIDS / f"inputs-{inputs:09d}.png"
+
+    def record_hydra(self, config_yaml: str, hydra_yaml: str, overrides: list[str]) -> None:
+        """The ``.hydra/`` record (config, Hydra's config, overrides)."""
+        record = self.path / HYDRA
+        write_text(record / "config.yaml", config_yaml)
+        write_text(record / "hydra.yaml", hydra_yaml)
+        write_text(record / "overrides.yaml", yaml.safe_dump(overrides, default_flow_style=False))
+
+
+def read_status(job_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """A folder's status.json, or None if it is missing or unreadable."""
+    return JobDir(job_dir).read_status()
+
+
+def recorded_config(job_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The job config a folder's job ran with (summary.json, else .hydra/config.yaml), or None."""
+    job_dir = Path(job_dir)
+    try:
+        summary = _read_object(job_dir / SUMMARY)
+        if isinstance(summary.get("config"), dict):
+            return summary["config"]
+    except Unreadable:
+        pass
+    try:
+        data = yaml.safe_load((job_dir / HYDRA / "config.yaml").read_text(errors="replace"))
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:  # Hydra's record keeps interpolations; the summary's config is resolved
+        from omegaconf import OmegaConf
+
+        resolved = OmegaConf.to_container(OmegaConf.create(data), resolve=True)
+    except Exception:  # an interpolation that needs Hydra's context: compare as written
+        return data
+    return resolved if isinstance(resolved, dict) else None
+
+
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a finite float, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
