@@ -242,6 +242,16 @@ def test_readme_cluster_commands_are_the_tested_ones() -> None:
     assert "apt-get install -y" in ci and " slurm-wlm munge " in ci
 
 
+def test_submitit_requeue_signal_only_in_a_submitit_slurm_job() -> None:
+    from histae.train import submitit_requeue_signal
+
+    assert submitit_requeue_signal({}) is None
+    assert submitit_requeue_signal({"SUBMITIT_EXECUTOR": "local"}) is None
+    assert submitit_requeue_signal({"SUBMITIT_EXECUTOR": "slurm"}) == signal.SIGUSR2
+    env = {"SUBMITIT_EXECUTOR": "slurm", "SUBMITIT_PREEMPT_SIGNAL": "USR1"}
+    assert submitit_requeue_signal(env) == signal.SIGUSR1
+
+
 @pytest.mark.slow
 def test_start_again_finds_the_running_cluster(cluster) -> None:
     again = subprocess.run(
@@ -408,16 +418,23 @@ def test_requeued_job_resumes_from_its_checkpoint_bitwise(cluster, straight, tmp
 def test_time_limit_signal_checkpoints_requeues_and_resumes_bitwise(
     cluster, straight, tmp_path
 ) -> None:
-    # What SLURM sends signal_delay_s before the time limit (sbatch --signal=USR2@...): submitit
-    # pickles the job again (the launcher's checkpoint()), runs `scontrol requeue` and exits.
+    # What SLURM sends signal_delay_s before the time limit (sbatch --signal=USR2@...): histae
+    # checkpoints the step, then submitit pickles the job again (the launcher's checkpoint()),
+    # runs `scontrol requeue` and exits.
     sweep = tmp_path / "sweep"
     job = interrupt_and_finish(
         cluster, sweep, lambda jid: cluster.run("scancel", "--signal=USR2", jid, check=True)
     )
     (log,) = submitit_logs(sweep).values()
     text = log.read_text()
+    # histae stopped at the step with a checkpoint first, then let submitit requeue the job.
+    stopped = re.search(rf"got signal {int(signal.SIGUSR2)}: stopping after this step", text)
+    assert stopped, text[-3000:]
     assert "Caught signal SIGUSR2" in text and f"Requeued job {log.parent.name}" in text
     assert_resumed_bitwise(job, straight, text)
+    resumed = int(re.findall(r"resuming at (\d+) inputs", text)[0])
+    trained = [int(n) for n in re.findall(r"\] (\d+)/960 inputs", text[: stopped.start()])]
+    assert resumed >= max(trained), (resumed, trained)
 
 
 @pytest.mark.slow
