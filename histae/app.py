@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from histae.config import CONFIG_DIR, register
 from histae.hydra_compat import one_line_errors
-from histae.jobdir import HYDRA, STATUS, JobDir, JobStopped
+from histae.jobdir import HYDRA, STATUS, JobDir, JobStopped, error_line
 from histae.train import train
 
 log = logging.getLogger("histae")
@@ -81,6 +81,7 @@ def _main(cfg: DictConfig) -> dict[str, Any]:
         summary = train(cfg, job_dir, on_start=record_config)
     except Exception as err:
         if not single or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            log.error(f"[{job_dir.name}] failed: {error_line(err)}")
             raise
         # Hydra would print a trimmed traceback; one line says it better (and only once).
         sys.stderr.write(f"histae: error: {condense(err)}\n")
@@ -90,11 +91,20 @@ def _main(cfg: DictConfig) -> dict[str, Any]:
     if single:
         from histae.report import refresh_outputs_index
 
-        refresh_outputs_index(job_dir)
+        index = refresh_outputs_index(job_dir)
+        log.info(result_paths(job_dir, index))
         if summary.get("status") == "diverged":
             sys.stderr.write(f"histae: diverged: see {job_dir / STATUS}\n")
             raise RunEnded(EXIT_DIVERGED, job_dir, fresh=False)
     return summary
+
+
+def result_paths(job_dir: Path, index: Path | None) -> str:
+    """The last line of a single run: where to look at it (its page, else its folder) and
+    ``outputs/index.html`` (when the run is in the default layout)."""
+    page = job_dir / "index.html"
+    line = f"[{job_dir.name}] results: {page if page.is_file() else job_dir}"
+    return line + (f"; all runs: {index}" if index is not None else "")
 
 
 def remove_unstarted_run(job_dir: Path) -> None:

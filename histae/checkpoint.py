@@ -24,8 +24,9 @@ from histae.atomic import write_bytes
 FORMAT = "histae-checkpoint"
 VERSION = 2
 
-# Config keys that change where or how fast a job runs, not what it computes.
-RUNTIME_KEYS = ("trainer.resume", "trainer.device", "trainer.threads")
+# Config keys that change where or how fast a job runs, or how it is watched or launched, not
+# what it computes; a bare name is a whole top-level node.
+RUNTIME_KEYS = ("trainer.resume", "trainer.device", "trainer.threads", "logger", "sweep")
 
 
 def rng_state() -> dict[str, Any]:
@@ -126,7 +127,8 @@ def first_difference(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, Any
     a, b = _flatten(old), _flatten(new)
     keys = sorted(set(a) | set(b), key=lambda k: (not k.startswith("model."), k))
     for key in keys:
-        if key not in RUNTIME_KEYS and a.get(key) != b.get(key):
+        runtime = key in RUNTIME_KEYS or key.split(".", 1)[0] in RUNTIME_KEYS
+        if not runtime and a.get(key) != b.get(key):
             return key, a.get(key), b.get(key)
     return None
 

@@ -100,12 +100,19 @@ class TrainerConf:
     save_checkpoint: bool = True
 
 
+@dataclass
+class LoggerConf:
+    _target_: str = "histae.loggers.make_logger"
+    name: str = "csv"
+
+
 SCHEMAS: dict[str, dict[str, type]] = {
     "model": {"conv_ae": ModelConf},
     "loss": {"histogram": HistogramLossConf, "pixel": PixelLossConf},
     "optimizer": {"adamw": AdamWConf, "adam": AdamConf, "sgd": SGDConf},
     "scheduler": {"cosine": CosineConf, "constant": ConstantConf},
     "trainer": {"default": TrainerConf},
+    "logger": {"default": LoggerConf},
 }
 
 

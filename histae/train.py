@@ -14,7 +14,6 @@ import math
 import os
 import random
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,11 +38,22 @@ from histae.checkpoint import (
     set_rng_state,
 )
 from histae.data import TileSet
-from histae.jobdir import CHECKPOINT, MULTIRUN, JobDir, JobStopped, recorded_config
+from histae.jobdir import (
+    CHECKPOINT,
+    GRID,
+    HISTOGRAMS,
+    LOSS_PLOT,
+    MULTIRUN,
+    JobDir,
+    JobStopped,
+    recorded_config,
+)
+from histae.loggers import final_rows, job_hparams
 from histae.metrics import image_metrics
 from histae.model import count_parameters
 from histae.objective import Objective
 from histae.plots import plot_loss, reconstruction_grid, save_png
+from histae.progress import Progress, total_images
 
 log = logging.getLogger("histae")
 
@@ -152,8 +162,11 @@ def job_config(cfg: DictConfig) -> dict[str, Any]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
     for key in RUNTIME_KEYS:
-        group, name = key.split(".")
-        resolved.get(group, {}).pop(name, None)
+        group, _, name = key.partition(".")
+        if name:
+            resolved.get(group, {}).pop(name, None)
+        else:  # a whole top-level node (logger, sweep): how the job runs or was launched
+            resolved.pop(group, None)
     return resolved
 
 
@@ -187,6 +200,7 @@ class Setup:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     device: torch.device
+    open_logger: Callable[..., Any]  # histae.loggers: the job's extra logger (csv: none)
 
 
 def build_job(cfg: DictConfig) -> Setup:
@@ -211,7 +225,8 @@ def build_job(cfg: DictConfig) -> Setup:
     objective = Objective(build(cfg.loss), t.code_reg_weight).to(device)
     optimizer = build(cfg.optimizer)(model.parameters())
     scheduler = build(cfg.scheduler)(optimizer)
-    return Setup(tiles, model, objective, optimizer, scheduler, device)
+    open_logger = build(cfg.logger)  # a missing package fails here, before training
+    return Setup(tiles, model, objective, optimizer, scheduler, device, open_logger)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -304,15 +319,18 @@ def colour_histograms(images: Tensor, edges: np.ndarray) -> np.ndarray:
 
 def draw_validation(
     job: JobDir, state: TrainState, val: Tensor, recon: Tensor, count: int, title: str
-) -> None:
-    """The job's own pictures and samples at a validation: grids, samples, loss and colours."""
+) -> np.ndarray | None:
+    """The job's own pictures and samples at a validation: grids, samples, loss and colours.
+
+    Returns the reconstruction grid, (H, W, 3) uint8, or None when ``count`` is 0.
+    """
     from histae.report import plot_histograms  # the report's figure code; it only draws
 
-    originals = val.float() / 255.0
+    originals, grid = val.float() / 255.0, None
     if count:
         grid = reconstruction_grid(originals[:count].numpy(), recon[:count].numpy())
         save_png(grid, job.grid_path(state.inputs))
-        save_png(grid, job.path / "reconstructions.png")
+        save_png(grid, job.path / GRID)
     edges = np.linspace(0.0, 1.0, 257)
     samples = {
         "inputs": state.inputs,
@@ -323,10 +341,11 @@ def draw_validation(
         "hist_reconstructions": colour_histograms(recon, edges),
     }
     job.write_samples(samples)
-    plot_loss(state.rows, job.path / "loss.png", title=title)
+    plot_loss(state.rows, job.path / LOSS_PLOT, title=title)
     plot_histograms(
-        samples, job.path / "histograms.png", title=f"{title}: colours of all validation images"
+        samples, job.path / HISTOGRAMS, title=f"{title}: colours of all validation images"
     )
+    return grid
 
 
 def save_job_checkpoint(
@@ -491,15 +510,24 @@ def train_step(setup: Setup, x: Tensor) -> dict[str, Tensor]:
 
 
 def validation(
-    job: JobDir, setup: Setup, state: TrainState, val: Tensor, cfg: DictConfig, config: dict
+    job: JobDir,
+    setup: Setup,
+    state: TrainState,
+    val: Tensor,
+    cfg: DictConfig,
+    config: dict,
+    logger: Any,
 ) -> dict[str, float]:
-    """Validate, draw the job's pictures, checkpoint; the validation metrics row."""
+    """Validate, draw the job's pictures, log them, checkpoint; the validation metrics row."""
     metrics, recon = validate(setup, val)
     state.rows.append({"inputs": state.inputs, "split": "val", **metrics})
     state.next_val += cfg.trainer.val_every_inputs
     job.write_metrics(state.rows)
+    logger.log_row(state.rows[-1])
     count = min(cfg.trainer.val_images, len(val))
-    draw_validation(job, state, val, recon, count, describe(config))
+    grid = draw_validation(job, state, val, recon, count, describe(config))
+    if grid is not None:
+        logger.log_image(state.inputs, grid)
     if cfg.trainer.save_checkpoint:
         save_job_checkpoint(job, setup, state, config)
     job.write_status("running")
@@ -517,10 +545,7 @@ def summarize(
         "parameters": count_parameters(setup.model),
         "wall_time": round(state.wall_time, 3),
         "images_per_second": round(state.inputs / state.wall_time, 2) if state.wall_time else None,
-        "final": {
-            "train": next((r for r in reversed(state.rows) if r["split"] == "train"), None),
-            "val": next((r for r in reversed(state.rows) if r["split"] == "val"), None),
-        },
+        "final": final_rows(state.rows),
         "device": str(setup.device),
         "config": config,
     }
@@ -571,52 +596,57 @@ def run_job(
             f"{len(val_tiles)} validation tiles, {t.max_inputs} inputs on {setup.device}, "
             f"{torch.get_num_threads()} threads"
         )
-        progress = Progress(t.max_inputs, state.inputs, name)
         start, wall_before, diverged = time.perf_counter(), state.wall_time, None
+        total = total_images(t.max_inputs, t.batch_size)
         setup.model.train()
-        while state.inputs < t.max_inputs:
-            # --- batch, step
-            x = next_batch(state, train_tiles, cfg, setup.device)
-            lr = setup.optimizer.param_groups[0]["lr"]
-            accumulate(state, train_step(setup, x), len(x))
-            state.inputs, state.step = state.inputs + len(x), state.step + 1
-            state.wall_time = job.wall_time = wall_before + time.perf_counter() - start
-            job.inputs, end = state.inputs, state.inputs >= t.max_inputs
-            progress.update(len(x))
+        with (
+            Progress(total, state.inputs, name) as progress,
+            setup.open_logger(
+                job.path,
+                hparams=job_hparams(cfg),
+                resume_from=state.inputs,
+                optimizer=type(setup.optimizer).__name__,
+            ) as logger,
+        ):
+            while state.inputs < t.max_inputs:
+                # --- batch, step
+                x = next_batch(state, train_tiles, cfg, setup.device)
+                lr = setup.optimizer.param_groups[0]["lr"]
+                accumulate(state, train_step(setup, x), len(x))
+                state.inputs, state.step = state.inputs + len(x), state.step + 1
+                state.wall_time = job.wall_time = wall_before + time.perf_counter() - start
+                job.inputs, end = state.inputs, state.inputs >= t.max_inputs
 
-            # --- log: a row per ~log_every_inputs images; the loop's only host sync
-            if state.inputs >= min(state.next_log, state.next_val) or end:
-                row = close_row(state, lr)
-                if not math.isfinite(row["loss"]):
-                    last = next((r["loss"] for r in reversed(state.rows) if "lr" in r), None)
-                    diverged = (
-                        f"loss became {row['loss']} by step {state.step} ({state.inputs} "
-                        f"inputs); last finite loss {last}"
-                    )
-                    break
-                state.rows.append(row)
-                state.next_log += t.log_every_inputs * (state.inputs >= state.next_log)
-                job.write_metrics(state.rows)
-                progress.loss = row["loss"]
-                if not progress.interactive:
+                # --- log: a row per ~log_every_inputs images; the loop's only host sync
+                if state.inputs >= min(state.next_log, state.next_val) or end:
+                    row = close_row(state, lr)
+                    if not math.isfinite(row["loss"]):
+                        last = next((r["loss"] for r in reversed(state.rows) if "lr" in r), None)
+                        diverged = (
+                            f"loss became {row['loss']} by step {state.step} ({state.inputs} "
+                            f"inputs); last finite loss {last}"
+                        )
+                        break
+                    state.rows.append(row)
+                    state.next_log += t.log_every_inputs * (state.inputs >= state.next_log)
+                    job.write_metrics(state.rows)
+                    logger.log_row(row)
+                    progress.update(0, loss=row["loss"])
+                progress.update(len(x))
+
+                # --- validate and checkpoint every val_every_inputs and at the end
+                if state.inputs >= state.next_val or end:
+                    m = validation(job, setup, state, val_tiles, cfg, config, logger)
                     log.info(
-                        f"[{name}] {state.inputs}/{t.max_inputs} inputs, loss {row['loss']:.4g}"
+                        f"[{name}] validation at {state.inputs} inputs: loss {m['loss']:.4g}, "
+                        f"pixel L1 {m['pixel_l1']:.4f}, PSNR {m['psnr']:.2f} dB"
                     )
 
-            # --- validate and checkpoint every val_every_inputs and at the end
-            if state.inputs >= state.next_val or end:
-                m = validation(job, setup, state, val_tiles, cfg, config)
-                log.info(
-                    f"[{name}] validation at {state.inputs} inputs: loss {m['loss']:.4g}, "
-                    f"pixel L1 {m['pixel_l1']:.4f}, PSNR {m['psnr']:.2f} dB"
-                )
-
-            # --- stop: SIGTERM / Ctrl-C checkpoint the step reached, then leave
-            if stop and not end:
-                save_job_checkpoint(job, setup, state, config)
-                progress.close()
-                raise JobStopped(stop[0], job.path, state.inputs)
-        progress.close()
+                # --- stop: SIGTERM / Ctrl-C checkpoint the step reached, then leave
+                if stop and not end:
+                    save_job_checkpoint(job, setup, state, config)
+                    raise JobStopped(stop[0], job.path, state.inputs)
+            logger.log_final(final_rows(state.rows))
 
         # --- the ending
         summary = summarize(state, setup, config, diverged)
@@ -638,27 +668,6 @@ def describe(config: dict[str, Any]) -> str:
         words.append("per channel")
     words.append(f"{config.get('trainer', {}).get('max_inputs', 0):,} inputs")
     return ", ".join(words)
-
-
-class Progress:
-    """A tqdm bar on a terminal; nothing (the loop logs lines instead) otherwise."""
-
-    def __init__(self, total: int, initial: int, name: str) -> None:
-        self.interactive = sys.stdout.isatty()
-        self.bar = None
-        self.loss: float | None = None
-        if self.interactive:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=initial, unit="img", desc=name, leave=False)
-
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 __all__ = ["train"]

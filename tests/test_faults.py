@@ -271,27 +271,29 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_the_size(
 
 
 def png_header(width: int, height: int) -> bytes:
-    """A PNG that declares ``width`` x ``height`` and holds nothing more: only its header."""
+    """A PNG that declares ``width`` x ``height`` but holds a few bytes of pixels: decoding it
+    would fail (or allocate the lot); only reading its header is safe."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + struct.pack(">I", len(ihdr))
-        + chunk
-        + struct.pack(">I", zlib.crc32(chunk))
-    )
+    idat = zlib.compress(bytes(64))
+    signature = bytes([0x89]) + b"PNG" + bytes([13, 10, 26, 10])
+    return signature + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def test_an_enormous_image_is_refused_by_name_before_decoding(run_cli, capsys, tmp_path) -> None:
     images = tmp_path / "images"
     images.mkdir()
-    (images / "huge.png").write_bytes(png_header(10_000, 10_000))
+    (images / "huge.png").write_bytes(png_header(9_000, 8_000))
     code = run_cli(
         *QUICK, "data=image_folder", f"data.root={images}", f"hydra.run.dir={tmp_path / 'run'}"
     )
     assert code == 1
     line = one_error_line(capsys)
-    assert f"{images / 'huge.png'} is 10000x10000 pixels, larger than the 64 megapixels" in line
+    assert f"{images / 'huge.png'} is 9000x8000 pixels, larger than the 64 megapixels" in line
 
 
 def test_a_file_name_that_is_not_utf8_never_breaks_the_logs(tmp_path) -> None:
