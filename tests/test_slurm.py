@@ -465,7 +465,11 @@ def test_sweep_resumes_after_the_cluster_was_drained(cluster, tmp_path) -> None:
         proc.kill()
         proc.wait()
     assert read_status(sweep / "max_inputs-192")["status"] == "done"
-    assert read_status(long_job)["status"] == "running"  # its process is gone: "stopped"
+    # scancel's SIGTERM: the job checkpoints the step it reached and records that it stopped.
+    deadline = time.monotonic() + 60
+    while read_status(long_job)["status"] != "stopped" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert read_status(long_job)["status"] == "stopped"
 
     cluster.run("bash", "-c", RESUME, check=True)
     code, err = finish(histae(cluster, args, sweep), sweep)
