@@ -89,21 +89,20 @@ def _main(cfg: DictConfig) -> dict[str, Any]:
             EXIT_FAILED, job_dir, fresh=not started and not (job_dir / STATUS).exists()
         ) from err
     if single:
-        from histae.report import refresh_outputs_index
+        from histae.report import outputs_index_of, write_job_page
 
-        index = refresh_outputs_index(job_dir)
-        log.info(result_paths(job_dir, index))
+        page = write_job_page(job_dir)  # a sweep's job pages are part of its report
+        log.info(result_paths(job_dir, page, outputs_index_of(job_dir)))
         if summary.get("status") == "diverged":
             sys.stderr.write(f"histae: diverged: see {job_dir / STATUS}\n")
             raise RunEnded(EXIT_DIVERGED, job_dir, fresh=False)
     return summary
 
 
-def result_paths(job_dir: Path, index: Path | None) -> str:
-    """The last line of a single run: where to look at it (its page, else its folder) and
-    ``outputs/index.html`` (when the run is in the default layout)."""
-    page = job_dir / "index.html"
-    line = f"[{job_dir.name}] results: {page if page.is_file() else job_dir}"
+def result_paths(job_dir: Path, page: Path, index: Path | None) -> str:
+    """The last line of a single run: its page and ``outputs/index.html`` (when the run is in
+    the default layout)."""
+    line = f"[{job_dir.name}] results: {page}"
     return line + (f"; all runs: {index}" if index is not None else "")
 
 

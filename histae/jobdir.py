@@ -62,6 +62,7 @@ FILES: dict[str, str] = {
     SUMMARY: "config, final metrics, parameter count, wall time, images/s",
     STATUS: "running / done / failed / diverged / stopped, with the writer's host and pid",
     f"{HYDRA}/": "Hydra's record: config.yaml, hydra.yaml, overrides.yaml",
+    "index.html": "a single run's page (a sweep job's page is in the sweep's report/)",
     "events.out.tfevents.*": "with logger=tensorboard: scalars, grids and hparams (histae.loggers)",
 }
 """Every file and folder a job writes, with what it holds (README's results table)."""

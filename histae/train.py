@@ -48,11 +48,12 @@ from histae.jobdir import (
     JobStopped,
     recorded_config,
 )
+from histae.labels import describe_config, loss_axis_label
 from histae.loggers import final_rows, job_hparams
 from histae.metrics import image_metrics
 from histae.model import count_parameters
 from histae.objective import Objective
-from histae.plots import plot_loss, reconstruction_grid, save_png
+from histae.plots import plot_histograms, plot_loss, reconstruction_grid, save_png
 from histae.progress import Progress, total_images
 
 log = logging.getLogger("histae")
@@ -318,17 +319,15 @@ def colour_histograms(images: Tensor, edges: np.ndarray) -> np.ndarray:
 
 
 def draw_validation(
-    job: JobDir, state: TrainState, val: Tensor, recon: Tensor, count: int, title: str
+    job: JobDir, state: TrainState, val: Tensor, recon: Tensor, count: int, config: dict
 ) -> np.ndarray | None:
     """The job's own pictures and samples at a validation: grids, samples, loss and colours.
 
     Returns the reconstruction grid, (H, W, 3) uint8, or None when ``count`` is 0.
     """
-    from histae.report import plot_histograms  # the report's figure code; it only draws
-
     originals, grid = val.float() / 255.0, None
     if count:
-        grid = reconstruction_grid(originals[:count].numpy(), recon[:count].numpy())
+        grid = reconstruction_grid(originals[:count].numpy(), recon[:count].numpy(), labelled=True)
         save_png(grid, job.grid_path(state.inputs))
         save_png(grid, job.path / GRID)
     edges = np.linspace(0.0, 1.0, 257)
@@ -341,7 +340,8 @@ def draw_validation(
         "hist_reconstructions": colour_histograms(recon, edges),
     }
     job.write_samples(samples)
-    plot_loss(state.rows, job.path / LOSS_PLOT, title=title)
+    title = describe_config(config)
+    plot_loss(state.rows, job.path / LOSS_PLOT, title=title, ylabel=loss_axis_label(config))
     plot_histograms(
         samples, job.path / HISTOGRAMS, title=f"{title}: colours of all validation images"
     )
@@ -525,7 +525,7 @@ def validation(
     job.write_metrics(state.rows)
     logger.log_row(state.rows[-1])
     count = min(cfg.trainer.val_images, len(val))
-    grid = draw_validation(job, state, val, recon, count, describe(config))
+    grid = draw_validation(job, state, val, recon, count, config)
     if grid is not None:
         logger.log_image(state.inputs, grid)
     if cfg.trainer.save_checkpoint:
@@ -657,17 +657,6 @@ def run_job(
             log.info(f"[{name}] done in {time.perf_counter() - start:.1f} s; results in {job.path}")
         job.write_status(summary["status"], error=diverged)
     return summary
-
-
-def describe(config: dict[str, Any]) -> str:
-    """A job in a few words for plot titles: ``l1, bins 100, sigma 100, 48,000 inputs``."""
-    loss = config.get("loss", {})
-    words = [str(loss.get("loss") or str(loss.get("_target_", "")).rsplit(".", 1)[-1])]
-    words += [f"{k} {loss[k]:g}" for k in ("bins", "sigma") if isinstance(loss.get(k), int | float)]
-    if loss.get("per_channel"):
-        words.append("per channel")
-    words.append(f"{config.get('trainer', {}).get('max_inputs', 0):,} inputs")
-    return ", ".join(words)
 
 
 __all__ = ["train"]

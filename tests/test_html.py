@@ -1,9 +1,9 @@
-"""The report pages in a real headless Chromium: every image loads, the table has a row per job.
+"""The report pages in a real headless Chromium: every image loads, every job page is reachable.
 
 The pages carry a small inline script that, once loaded, records on ``<body data-...>`` how many
-images loaded (naturalWidth > 0), how many there are and how many table rows; Chromium's
-``--dump-dom`` prints the DOM after that, without any driver. Skipped where Chromium is missing,
-except in CI (env CI set), where a missing browser is a failure.
+images loaded (naturalWidth > 0), how many there are and how many rows the results and jobs
+tables have; Chromium's ``--dump-dom`` prints the DOM after that, without any driver. Skipped
+where Chromium is missing, except in CI (env CI set), where a missing browser is a failure.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from histae.report import write_outputs_index, write_report
-from tests.test_report import make_job, make_sweep
+from histae.report import write_job_page, write_outputs_index, write_report
+from tests.test_report import write_job, write_sweep
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -47,45 +47,60 @@ def page_counts(page: Path, profile: Path) -> dict[str, int]:
         f"--user-data-dir={profile}",
         "--virtual-time-budget=5000",  # let the load event fire before the DOM is dumped
         "--dump-dom",
-        page.resolve().as_uri(),
+        page.as_uri(),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     body = re.search(r"<body([^>]*)>", done.stdout)
     assert body, done.stdout[:2000]
     found = dict(re.findall(r'data-([a-z-]+)="(\d+)"', body.group(1)))
-    assert set(found) == {"images-total", "images-loaded", "table-rows"}, body.group(0)
+    assert set(found) == {"images-total", "images-loaded", "table-rows", "job-rows"}, body.group(0)
     return {key: int(value) for key, value in found.items()}
 
 
-def test_sweep_page_loads_every_image(tmp_path: Path) -> None:
-    sweep_dir = make_sweep(tmp_path / "outputs" / "sweeps" / "2024-01-02_03-04-05")
-    counts = page_counts(write_report(sweep_dir), tmp_path / "profile")
-    # comparison + overview, and loss, histograms and grid of each of the 3 jobs with samples.
-    assert counts["images-total"] == 2 + 3 * 3
+def test_sweep_page_and_every_job_page_load_whole(tmp_path: Path) -> None:
+    sweep_dir = write_sweep(tmp_path / "outputs" / "sweeps" / "2024-01-02_03-04-05")
+    index = write_report(sweep_dir)
+    counts = page_counts(index, tmp_path / "profile")
+    # heatmaps, curves, reconstructions, raw loss
+    assert counts["images-total"] == 4
     assert counts["images-loaded"] == counts["images-total"]
-    assert counts["table-rows"] == 5
+    assert counts["table-rows"] == 4 and counts["job-rows"] == 4
+    # Every job page the sweep page links to opens (the links resolve in the browser).
+    pages = sorted(set(re.findall(r'href="(jobs/[^"]+\.html)"', index.read_text())))
+    assert len(pages) == 4
+    for link in pages:
+        job = page_counts(index.parent / link, tmp_path / "profile")
+        assert job["images-loaded"] == job["images-total"]
 
 
 def test_a_missing_image_is_noticed(tmp_path: Path) -> None:
-    sweep_dir = make_sweep(tmp_path / "sweep")
+    sweep_dir = write_sweep(tmp_path / "sweep")
     index = write_report(sweep_dir)
-    (sweep_dir / "bins-200_sigma-50" / "loss.png").unlink()
+    (index.parent / "curves.png").unlink()
     counts = page_counts(index, tmp_path / "profile")
     assert counts["images-loaded"] == counts["images-total"] - 1
 
 
-def test_outputs_index_loads(tmp_path: Path) -> None:
-    make_sweep(tmp_path / "sweeps" / "2024-01-02_00-00-00")
-    make_job(tmp_path / "runs" / "2024-01-03_00-00-00", ["loss=l1"])
+def test_outputs_index_and_a_run_page_load(tmp_path: Path) -> None:
+    write_sweep(tmp_path / "sweeps" / "2024-01-02_00-00-00")
+    write_report(tmp_path / "sweeps" / "2024-01-02_00-00-00")
+    run = write_job(tmp_path / "runs" / "2024-01-03_00-00-00", ["loss.bins=50"])
+    write_job_page(run)
     counts = page_counts(write_outputs_index(tmp_path), tmp_path / "profile")
     assert counts["table-rows"] == 2
-    assert counts["images-total"] == 0
+    assert counts["images-total"] == 1 == counts["images-loaded"]  # the sweep's thumbnail
+    page = page_counts(run / "index.html", tmp_path / "profile")
+    assert page["images-loaded"] == page["images-total"]
 
 
 @pytest.mark.slow
 def test_real_sweep_page_loads_every_image(real_sweep: Path, tmp_path: Path) -> None:
-    counts = page_counts(real_sweep / "index.html", tmp_path / "profile")
-    assert counts["images-total"] == 2 + 4 * 3
+    counts = page_counts(real_sweep / "report" / "index.html", tmp_path / "profile")
+    assert counts["images-total"] == 4
     assert counts["images-loaded"] == counts["images-total"]
-    assert counts["table-rows"] == 4
+    assert counts["table-rows"] == 4 == counts["job-rows"]
+    for job_page in sorted((real_sweep / "report" / "jobs").glob("*.html")):
+        job = page_counts(job_page, tmp_path / "profile")
+        assert job["images-total"] >= 2  # loss.png and the grid, drawn by the job
+        assert job["images-loaded"] == job["images-total"]

@@ -82,4 +82,4 @@ def test_submitit_local_runs_a_two_job_sweep(run_cli, tmp_path) -> None:
         "seed-0": "done",
         "seed-1": "done",
     }
-    assert (sweep / "results.csv").read_text().count("\n") == 3  # header + 2 jobs
+    assert (sweep / "report" / "results.csv").read_text().count("\n") == 3  # header + 2 jobs

@@ -1,15 +1,17 @@
-"""The sweep report: job discovery, swept values, plots (checked by their data), tables, pages.
+"""The sweep report: labels, comparable metrics, replicates, the data behind each figure, files.
 
-Most tests build sweep folders by hand with the same helpers the trainer writes with, so every
-state a report may meet (done, failed, running, not started) is cheap to set up; the slow ones
-run a real tiny multirun in-process.
+Job folders are written with the job's own writer (:class:`histae.jobdir.JobDir`) and a config
+Hydra composes, so the report meets what a real job leaves; the slow tests run real sweeps.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
+import os
 import re
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,152 +19,114 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from PIL import Image
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
-from histae.atomic import write_json, write_text
-from histae.jobdir import METRIC_COLUMNS, JobDir, format_metric_rows, read_metrics
-from histae.plots import reconstruction_grid, save_png
-from histae.report import (
-    Job,
-    binned_w1,
-    compose_cells,
-    find_job_dirs,
-    label_jobs,
-    load_job,
-    main,
-    parse_overrides,
-    plot_comparison,
-    plot_histograms,
-    refresh_outputs_index,
-    status_text,
-    write_outputs_index,
-    write_report,
-)
-from tests.conftest import TINY, run_histae
-
-
-def write_status(job_dir, status, inputs, wall_time, error=None):
-    job = JobDir(job_dir)
-    job.inputs, job.wall_time = inputs, wall_time
-    job.write_status(status, error=error)
-
+from histae.atomic import write_text
+from histae.jobdir import JobDir, read_metrics
+from histae.labels import describe_config, short_keys, varying_keys
+from histae.report import layout, write_job_page, write_outputs_index, write_report
+from histae.report.__main__ import main
+from histae.report.comparisons import marginal, matrix, plot_heatmaps, plot_parallel
+from histae.report.curves import plot_curves
+from histae.report.measures import METRICS, normalised_loss, tv_scale
+from histae.report.reading import read_jobs
+from histae.report.settings import group_settings, sort_settings
+from tests.conftest import CONF, TINY, run_histae
 
 # ----------------------------------------------------------------------------------------------
-# Sweep folders written by hand
+# Job folders written by the job's writer
 
 
-def fake_rows(scale: float, inputs: int = 256, every: int = 64) -> list[dict]:
-    """metrics.csv rows: train every ``every`` inputs, validation every 2 * every; loss falls
-    from 4 * scale to scale."""
+def job_config(*overrides: str) -> dict:
+    """The resolved job config of ``python -m histae +experiment=smoke OVERRIDES``."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(CONF), version_base="1.3"):
+            cfg = compose("config", overrides=[*TINY, *overrides])
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def metric_rows(w1: float, inputs: int = 192, loss: float = 20.0) -> list[dict]:
+    """metrics.csv rows of a job whose final validation has hist_w1 ``w1``, pixel L1 2*w1,
+    PSNR 10/w1 and loss ``loss``; earlier rows are twice as bad."""
     rows = []
-    steps = inputs // every
-    for i in range(1, steps + 1):
-        loss = scale * (steps + 1 - i)
-        base = {"loss": loss, "loss_reconstruction": loss, "loss_batch_std": 0.4}
-        base |= {"loss_batch_mean": 0.01, "pixel_l1": 0.3, "pixel_mse": 0.1, "psnr": 10.0}
-        rows.append({"inputs": i * every, "split": "train", "lr": 3e-4, **base, "hist_w1": 0.05})
-        if i % 2 == 0:
-            rows.append({"inputs": i * every, "split": "val", **base, "hist_w1": 0.04})
+    for i, at in enumerate((inputs // 2, inputs)):
+        f = 2.0 if i == 0 else 1.0
+        common = {"loss": loss * f, "loss_reconstruction": loss * f * 0.99}
+        common |= {"loss_batch_std": 0.1, "loss_batch_mean": 0.0}
+        rows.append({"inputs": at, "split": "train", "lr": 3e-4, **common})
+        pixel = {"pixel_l1": 2 * w1 * f, "pixel_mse": 0.1, "psnr": 10 / (w1 * f), "hist_w1": w1 * f}
+        rows.append({"inputs": at, "split": "val", **common, **pixel})
     return rows
 
 
-def fake_samples(n: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
-    """samples.npz arrays whose reconstructions are the originals' pixels shuffled within each
-    image and channel: the same colour histograms, a different picture (the experiment's point)."""
+def samples(collapsed: bool = False, seed: int = 0) -> dict[str, np.ndarray]:
+    """samples.npz arrays: 16 random tiles and reconstructions (all below 0 when collapsed)."""
     rng = np.random.default_rng(seed)
-    originals = rng.integers(0, 256, (n, 3, 32, 32)).astype(np.float32) / 255
-    flat = originals.reshape(n, 3, -1)
-    shuffled = np.take_along_axis(
-        flat, rng.permuted(np.tile(np.arange(1024), (n, 3, 1)), axis=-1), -1
-    )
-    reconstructions = shuffled.reshape(originals.shape)
+    originals = rng.random((16, 3, 32, 32)).astype(np.float32)
+    recon = -rng.random(originals.shape).astype(np.float32) if collapsed else originals[::-1]
     edges = np.linspace(0.0, 1.0, 257)
-
-    def hist(images: np.ndarray) -> np.ndarray:
-        return np.stack(
-            [np.histogram(c.ravel(), bins=edges)[0] for c in images.transpose(1, 0, 2, 3)]
-        )
-
+    hist = np.stack([np.histogram(originals[:, c], edges)[0] for c in range(3)])
     return {
-        "inputs": np.array(256),
+        "inputs": np.array(192),
         "originals": originals,
-        "reconstructions": reconstructions,
+        "reconstructions": recon,
         "hist_edges": edges,
-        "hist_originals": hist(originals),
-        "hist_reconstructions": hist(np.clip(reconstructions, 0, 1)),
+        "hist_originals": hist,
+        "hist_reconstructions": hist,
     }
 
 
-def make_job(
+def write_job(
     job_dir: Path,
     overrides: Sequence[str],
     status: str | None = "done",
-    scale: float = 1.0,
+    w1: float = 0.1,
+    loss: float = 20.0,
+    collapsed: bool = False,
     error: str | None = None,
-    inputs: int = 256,
 ) -> Path:
-    """A job folder as histae leaves it in ``status`` (None: Hydra's record only, not started)."""
-    write_text(job_dir / ".hydra" / "overrides.yaml", yaml.safe_dump(list(overrides)))
+    """A job folder as a job writes it through JobDir (``status`` None: Hydra's record only)."""
+    config = job_config(*overrides)
+    job = JobDir(job_dir)
+    job.record_hydra(yaml.safe_dump(config), "{}\n", list(overrides))
     if status is None:
         return job_dir
-    rows = fake_rows(scale, inputs) if inputs else []
-    write_status(job_dir, status, inputs, 2.0, error=error)
-    if not rows:
-        return job_dir
-    write_text(job_dir / "metrics.csv", format_metric_rows(rows))
-    # A stand-in for loss.png: any real PNG does for the report, and matplotlib is slow.
-    save_png(np.full((40, 60, 3), 200, np.uint8), job_dir / "loss.png")
-    samples = fake_samples()
-    np.savez(job_dir / "samples.npz", **samples)
-    grid = reconstruction_grid(samples["originals"], samples["reconstructions"])
-    save_png(grid, job_dir / "reconstructions.png")
+    rows = metric_rows(w1, loss=loss) if status != "failed" else []
+    job.inputs, job.wall_time = (rows[-1]["inputs"] if rows else 0), 2.0
+    if rows:
+        job.write_metrics(rows)
+        job.write_samples(samples(collapsed))
     if status == "done":
         final = {s: [r for r in rows if r["split"] == s][-1] for s in ("train", "val")}
-        write_json(
-            job_dir / "summary.json",
-            {"status": "done", "inputs": inputs, "wall_time": 2.0, "images_per_second": 128.0}
-            | {"final": final},
-        )
+        job.write_summary({"status": "done", "final": final, "config": config})
+    job.write_status(status, error=error)
     return job_dir
 
 
-def make_sweep(sweep_dir: Path) -> Path:
-    """A 2x2 sweep over bins x sigma (one value written 1e2, a float, to check numeric sorting):
-    two jobs done, one failed, one still running, and one Hydra started but never trained."""
+SEEDS = {1: (0.10, 0.30), 2: (0.20, 0.40), 3: (0.30, 0.50)}  # seed -> w1 at bins 50 / 200
+
+
+def write_sweep(sweep_dir: Path, seeds: Sequence[int] = (1,)) -> Path:
+    """A bins x sigma sweep (50, 200 x 50, 100) over ``seeds``; bins 200 has the lower raw
+    loss (it scales as 1/bins) but the worse hist_w1; sigma 100 adds 0.05 to w1."""
+    task = ["loss.bins=50,200", "loss.sigma=50,100"]
+    task += [f"trainer.seed={','.join(map(str, seeds))}"] if len(seeds) > 1 else []
     write_text(
-        sweep_dir / "multirun.yaml",
-        yaml.safe_dump(
-            {"hydra": {"overrides": {"task": ["loss.bins=200,1e2,300", "loss.sigma=50,100"]}}}
-        ),
+        sweep_dir / "multirun.yaml", yaml.safe_dump({"hydra": {"overrides": {"task": task}}})
     )
-    make_job(sweep_dir / "bins-200_sigma-50", ["loss.bins=200", "loss.sigma=50", "x=1"], scale=1)
-    make_job(sweep_dir / "bins-1e2_sigma-50", ["loss.bins=1e2", "loss.sigma=50", "x=1"], scale=20)
-    make_job(
-        sweep_dir / "bins-1e2_sigma-100",
-        ["loss.bins=1e2", "loss.sigma=100", "x=1"],
-        status="failed",
-        error="ValueError: loss.bins too large\nTraceback follows",
-        inputs=0,
-    )
-    make_job(
-        sweep_dir / "bins-200_sigma-100",
-        ["loss.bins=200", "loss.sigma=100", "x=1"],
-        status="running",
-        scale=3,
-        inputs=128,
-    )
-    make_job(sweep_dir / "bins-300_sigma-100", ["loss.bins=300", "loss.sigma=100", "x=1"], None)
+    for bins in (50, 200):
+        for sigma in (50, 100):
+            for seed in seeds:
+                w1 = SEEDS[seed][bins == 200] + (0.05 if sigma == 100 else 0.0)
+                overrides = [f"loss.bins={bins}", f"loss.sigma={sigma}", f"trainer.seed={seed}"]
+                name = f"bins-{bins}_sigma-{sigma}" + (f"_seed-{seed}" if len(seeds) > 1 else "")
+                write_job(sweep_dir / name, overrides, w1=w1, loss=3072 / bins * 0.5)
     return sweep_dir
-
-
-# In the order the report sorts them: by bins, then sigma, numbers as numbers.
-SWEEP_ORDER = [
-    "bins-1e2_sigma-50",
-    "bins-1e2_sigma-100",
-    "bins-200_sigma-50",
-    "bins-200_sigma-100",
-    "bins-300_sigma-100",
-]
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -170,282 +134,363 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def bare_job(name: str, overrides: dict[str, str] | None = None) -> Job:
-    return Job(Path(name), name, overrides or {}, "done", None, None, None, None, None, [])
+def report_files(sweep_dir: Path) -> Path:
+    return sweep_dir / layout.REPORT
 
 
 # ----------------------------------------------------------------------------------------------
-# Swept values and order
+# Labels (shared with the sweeper) and titles
 
 
-def test_parse_overrides_strips_prefixes_and_keeps_values() -> None:
-    assert parse_overrides(["loss.bins=100", "+extra=a=b", "~gone", "loss=l1"]) == {
-        "loss.bins": "100",
-        "extra": "a=b",
-        "gone": "",
-        "loss": "l1",
+def test_varying_keys_and_short_keys() -> None:
+    jobs = [
+        {"loss.bins": "50", "x": "1", "hydra.sweep.subdir": "a"},
+        {"loss.bins": "200", "x": "1"},
+    ]
+    assert varying_keys(jobs) == ["loss.bins"]
+    assert varying_keys(jobs[:1]) == ["loss.bins", "x"]
+    assert short_keys(["a.size", "b.size", "loss.bins"]) == {
+        "a.size": "a.size",
+        "b.size": "b.size",
+        "loss.bins": "bins",
     }
 
 
-def test_label_jobs_keeps_varying_keys_and_sorts_numbers_numerically() -> None:
-    jobs = [
-        bare_job(f"j{b}-{s}", {"loss.bins": b, "loss.sigma": s, "trainer.seed": "0"})
-        for b in ("100", "200", "50")
-        for s in ("100", "200", "50")
-    ]
-    ordered = label_jobs(jobs)
-    assert [j.swept for j in ordered][:3] == [
-        {"loss.bins": "50", "loss.sigma": "50"},
-        {"loss.bins": "50", "loss.sigma": "100"},
-        {"loss.bins": "50", "loss.sigma": "200"},
-    ]
-    assert [j.label for j in ordered][-1] == "bins=200, sigma=200"
-    assert len({j.color for j in ordered}) == 9
-
-
-def test_label_jobs_uses_full_keys_when_short_ones_clash() -> None:
-    jobs = [bare_job(str(i), {"a.size": str(i), "b.size": str(-i)}) for i in (1, 2)]
-    assert label_jobs(jobs)[0].label == "a.size=1, b.size=-1"
-
-
-def test_label_jobs_falls_back_to_folder_names_in_natural_order() -> None:
-    ordered = label_jobs([bare_job(n) for n in ("job-10", "job-2", "job-1")])
-    assert [j.label for j in ordered] == ["job-1", "job-2", "job-10"]
-    assert all(j.swept == {} for j in ordered)
-
-
-def test_a_single_job_is_labelled_by_all_its_overrides() -> None:
-    (job,) = label_jobs([bare_job("x", {"loss": "l1", "trainer.seed": "3"})])
-    assert job.label == "loss=l1, seed=3"
-
-
-def test_find_job_dirs_outside_a_hydra_sweep_looks_one_level_deep(tmp_path: Path) -> None:
-    make_job(tmp_path / "a" / "deep", ["x=1"], None)
-    make_job(tmp_path / "b", ["x=2"], None)
-    assert find_job_dirs(tmp_path) == [tmp_path / "b"]
-    write_text(tmp_path / "multirun.yaml", "{}\n")  # Hydra's sweep: subdirs may be nested
-    assert find_job_dirs(tmp_path) == [tmp_path / "a" / "deep", tmp_path / "b"]
+def test_titles_come_from_the_config() -> None:
+    assert describe_config(job_config("loss.bins=200", "trainer.max_inputs=48000")) == (
+        "l1, bins 200, sigma 100, 48,000 inputs, seed 1"
+    )
+    assert describe_config(job_config("loss=l1")).startswith("pixel L1, 192 inputs")
 
 
 # ----------------------------------------------------------------------------------------------
-# Plots
+# Comparable metrics and collapse
 
 
-def test_histogram_w1_known_answers() -> None:
-    edges = np.linspace(0.0, 1.0, 257)
-    first, last, second = np.zeros((1, 256)), np.zeros((1, 256)), np.zeros((1, 256))
-    first[0, 0], last[0, -1], second[0, 1] = 5, 7, 1
-    assert binned_w1(edges, first, first) == pytest.approx([0.0])
-    assert binned_w1(edges, first, last) == pytest.approx([255 / 256])
-    assert binned_w1(edges, first, second) == pytest.approx([1 / 256])
-    # Half the mass moved by 128 bins: half of 0.5.
-    half = first.copy()
-    half[0, 128] = 5
-    assert binned_w1(edges, first, half) == pytest.approx([0.25])
+def test_normalised_loss_is_total_variation_on_the_same_scale_at_every_bins() -> None:
+    for bins in (50, 100, 200):
+        config = job_config(f"loss.bins={bins}")
+        assert tv_scale(config) == pytest.approx(bins / (2 * 3072))
+        # Outputs all out of range: loss = 3072/bins at every bins, one TV of 0.5.
+        assert normalised_loss({"loss_reconstruction": 3072 / bins}, config) == pytest.approx(0.5)
+    assert tv_scale(job_config("loss.per_channel=true")) == pytest.approx(100 / (2 * 1024))
+    assert tv_scale(job_config("loss.normalize=true")) == pytest.approx(50.0)
+    assert tv_scale(job_config("loss=emd")) is None
+    assert tv_scale(job_config("loss=l1")) is None  # the pixel loss has no histogram
 
 
-def test_plot_histograms_draws_normalised_channels_of_equal_colours(tmp_path: Path) -> None:
-    drawn = plot_histograms(fake_samples(), tmp_path / "h.png", title="t")
-    assert drawn["originals"].shape == drawn["reconstructions"].shape == (3, 64)
-    assert drawn["edges"].shape == (65,)
-    np.testing.assert_allclose(drawn["originals"].sum(axis=1), 1.0)
-    # Shuffled pixels: the same colours, so the exact distance is zero in every channel.
-    np.testing.assert_allclose(drawn["w1"], 0.0, atol=1e-12)
-    with Image.open(tmp_path / "h.png") as image:
-        assert image.size == (1290, 560)
+def test_a_collapsed_job_is_flagged_in_the_table(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    write_job(sweep / "seed-0", ["trainer.seed=0"], loss=30.3, collapsed=True)
+    write_job(sweep / "seed-1", ["trainer.seed=1"], loss=5.0)
+    write_report(sweep)
+    rows = {r["trainer.seed"]: r for r in read_csv(report_files(sweep) / "results.csv")}
+    assert rows["0"]["status"] == "done, collapsed" and rows["0"]["collapsed"] == "1"
+    assert rows["1"]["status"] == "done" and rows["1"]["collapsed"] == "0"
 
 
-def test_plot_histograms_names_mismatched_shapes(tmp_path: Path) -> None:
-    samples = fake_samples() | {"hist_reconstructions": np.zeros((3, 100))}
-    with pytest.raises(ValueError, match=r"histograms must be \(C, bins\)"):
-        plot_histograms(samples, tmp_path / "h.png")
-
-
-def test_plot_comparison_draws_every_job_in_both_panels(tmp_path: Path) -> None:
-    rows = {f"job{i}": fake_rows(scale=10.0**i) for i in range(9)}
-    drawn = plot_comparison(rows, tmp_path / "c.png", labels={"job0": "bins=50"})
-    assert set(drawn) == set(rows)
-    for name, series in drawn.items():
-        for split in ("train", "val"):
-            x, y = series[split]
-            expected = [(r["inputs"], r["loss"]) for r in rows[name] if r["split"] == split]
-            np.testing.assert_array_equal(x, [e[0] for e in expected])
-            np.testing.assert_allclose(y, [e[1] for e in expected])
-    with Image.open(tmp_path / "c.png") as image:
-        assert image.size == (1300, 500)
-
-
-def test_plot_comparison_with_a_job_without_rows(tmp_path: Path) -> None:
-    drawn = plot_comparison({"a": fake_rows(1.0), "b": []}, tmp_path / "c.png")
-    assert set(drawn) == {"a"}
-    assert (tmp_path / "c.png").stat().st_size > 0
-
-
-def test_compose_cells_lays_out_labelled_grids() -> None:
-    grid = np.full((64, 96, 3), 7, np.uint8)
-    canvas = compose_cells([("a", grid), ("b", None), ("c", grid)], cols=2, gap=10, label_height=20)
-    assert canvas.shape == (2 * (20 + 64 + 10) - 10, 2 * (96 + 10) - 10, 3)
-    assert (canvas[20:84, :96] == 7).all()  # first image under its label
-    assert (canvas[20:30, 106:116] == 0xDD).all()  # the missing one is a grey box
-    assert canvas[:20, :96].min() < 100  # the label is drawn in black on white
+@pytest.mark.slow
+def test_a_real_seed_0_job_is_detected_as_collapsed(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "seed0"
+    args = ["trainer.seed=0", "trainer.max_inputs=2000", "trainer.val_every_inputs=1000"]
+    assert run_histae(f"hydra.run.dir={run}", *args) == 0
+    (job,) = read_jobs(run.parent)
+    assert job.collapsed
+    assert normalised_loss(job.record.final("val"), job.config) == pytest.approx(0.5, abs=0.01)
+    # The single run wrote its own page, which says so.
+    assert "done, collapsed" in (run / "index.html").read_text()
 
 
 # ----------------------------------------------------------------------------------------------
-# The report of a sweep in every state
+# The data behind the table and the figures
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    sweep_dir = make_sweep(tmp_path_factory.mktemp("outputs") / "sweeps" / "2024-01-02_03-04-05")
-    index = write_report(sweep_dir)
-    assert index == sweep_dir / "index.html"
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    sweep_dir = write_sweep(tmp_path_factory.mktemp("outputs") / "sweeps" / "2024-01-02_03-04-05")
+    write_report(sweep_dir)
     return sweep_dir
 
 
-def test_results_csv_has_one_row_per_job_with_status_and_numbers(report: Path) -> None:
-    rows = read_csv(report / "results.csv")
-    assert [r["job"] for r in rows] == SWEEP_ORDER
-    assert list(rows[0])[:3] == ["job", "loss.bins", "loss.sigma"]  # x=1 does not vary
-    by_job = {r["job"]: r for r in rows}
-    assert [r["status"] for r in rows] == ["done", "failed", "done", "running", "pending"]
-    assert by_job["bins-1e2_sigma-100"]["error"] == "ValueError: loss.bins too large"
-    for name in ("bins-1e2_sigma-50", "bins-200_sigma-50"):
-        row = by_job[name]
-        for key in ("train_loss", "val_loss", "val_pixel_l1", "val_psnr", "val_hist_w1"):
-            assert math.isfinite(float(row[key])), (name, key)
-        assert float(row["images_per_second"]) == 128.0
-    assert float(by_job["bins-200_sigma-50"]["train_loss"]) == 1.0  # the last train row
-    assert float(by_job["bins-1e2_sigma-50"]["val_loss"]) == 20.0
-    # A running job shows its numbers so far; speed from status.json (128 inputs in 2 s).
-    assert float(by_job["bins-200_sigma-100"]["val_loss"]) == 3.0
-    assert float(by_job["bins-200_sigma-100"]["images_per_second"]) == 64.0
-    assert by_job["bins-300_sigma-100"]["val_loss"] == ""
-
-
-def test_results_md_is_a_table_with_one_row_per_job(report: Path) -> None:
-    lines = (report / "results.md").read_text().splitlines()
-    table = [line for line in lines if line.startswith("|")]
-    assert len(table) == 2 + 5
-    assert table[0].startswith("| bins | sigma | status |")
-    assert "failed: ValueError: loss.bins too large" in table[3]
-    assert "`python -m histae -m loss.bins=200,1e2,300 loss.sigma=50,100`" in lines
-
-
-def test_reconstructions_overview_is_a_labelled_matrix(report: Path) -> None:
-    with Image.open(report / "reconstructions.png") as image:
-        # 5 jobs do not make a full 2x2 matrix: 4 per row, 2 rows of 26 + 256 + 16 pixels.
-        # Each 16-image grid at 2x: 4 rows of 64 px, 8 tiles of 64 px.
-        assert image.size == (4 * (512 + 16) - 16, 2 * (26 + 256 + 16) - 16)
-
-
-def test_index_html_shows_every_job_with_relative_existing_images(report: Path) -> None:
-    page = (report / "index.html").read_text()
-    sources = re.findall(r'<img src="([^"]+)"', page)
-    assert "comparison.png" in sources and "reconstructions.png" in sources
-    for src in sources:
-        assert not re.match(r"[a-z]+:", src) and not src.startswith("/"), src
-        assert (report / src).is_file(), src
-    assert not re.search(r'(src|href)="(https?:)?//', page)  # self-contained
-    headings = re.findall(r'<h2 id="job-[^"]*">.*?</span>([^<]*)</h2>', page)
-    assert headings == [
-        "bins=1e2, sigma=50",
-        "bins=1e2, sigma=100",
-        "bins=200, sigma=50",
-        "bins=200, sigma=100",
-        "bins=300, sigma=100",
-    ]
-    table = page.split('<table id="results">')[1].split("</table>")[0]
-    assert table.count("<tr>") == 1 + 5
-    assert "5 of 6 jobs: 2 done, 1 failed, 1 running, 1 pending" in page
-    assert 'href="../../index.html"' in page
-
-
-def test_write_report_refreshes_the_outputs_index(report: Path) -> None:
-    page = (report.parent.parent / "index.html").read_text()
-    assert "sweeps/2024-01-02_03-04-05/index.html" in page
-
-
-def test_report_is_rewritten_as_the_sweep_goes_on(tmp_path: Path) -> None:
-    sweep_dir = make_sweep(tmp_path / "sweep")
+@pytest.fixture(scope="module")
+def replicated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    sweep_dir = write_sweep(tmp_path_factory.mktemp("rep") / "sweep", seeds=(1, 2, 3))
     write_report(sweep_dir)
-    make_job(sweep_dir / "bins-200_sigma-100", ["loss.bins=200", "loss.sigma=100", "x=1"], "done")
+    return sweep_dir
+
+
+def test_table_is_sorted_by_the_lead_metric_best_marked_swept_columns_first(sweep: Path) -> None:
+    rows = read_csv(report_files(sweep) / "results.csv")
+    assert list(rows[0])[:2] == ["loss.bins", "loss.sigma"]
+    w1 = [float(r["hist_w1"]) for r in rows]
+    assert w1 == sorted(w1) and len(rows) == 4
+    assert (rows[0]["loss.bins"], rows[0]["loss.sigma"]) == ("50", "50")
+    assert [r["best"] for r in rows] == ["True", "False", "False", "False"]
+    # The raw loss points the other way (3072/bins scale) and is kept, labelled.
+    assert float(rows[0]["raw_loss"]) > float(rows[-1]["raw_loss"])
+    md = (report_files(sweep) / "results.md").read_text()
+    assert "raw loss (not comparable across bins)" in md and "| ★ | 50 | 50 |" in md
+
+
+def test_the_lead_metric_is_choosable(tmp_path: Path) -> None:
+    sweep_dir = write_sweep(tmp_path / "s")
+    assert main([str(sweep_dir), "--lead", "psnr"]) == 0
+    psnr = [float(r["psnr"]) for r in read_csv(report_files(sweep_dir) / "results.csv")]
+    assert psnr == sorted(psnr, reverse=True)  # higher is better
+    with pytest.raises(ValueError, match=r"lead metric must be one of hist_w1, .*got 'nope'"):
+        write_report(sweep_dir, lead="nope")
+
+
+def test_heatmap_cells_equal_the_table(sweep: Path, tmp_path: Path) -> None:
+    settings = group_settings(read_jobs(sweep))
+    metrics = [METRICS[k] for k in ("hist_w1", "psnr", "hist_tv")]
+    drawn = plot_heatmaps(settings, ("loss.bins", "loss.sigma"), metrics, {}, tmp_path / "h.png")
+    table = {
+        (r["loss.bins"], r["loss.sigma"]): r for r in read_csv(report_files(sweep) / "results.csv")
+    }
+    assert set(drawn) == {"hist_w1", "psnr", "hist_tv", "loss"}  # and the raw loss, unranked
+    for key, m in drawn.items():
+        assert (m.rows, m.cols) == (["50", "200"], ["50", "100"])
+        column = "raw_loss" if key == "loss" else key
+        for (i, j), value in np.ndenumerate(m.mean):
+            assert value == pytest.approx(float(table[(m.rows[i], m.cols[j])][column]), rel=1e-5)
+    assert drawn["hist_w1"].mean[0, 0] == pytest.approx(0.10)
+    # hist_tv from the raw loss: 3072/bins * 0.5 * 0.99 -> 0.5 * 0.99 / 2 at every bins.
+    np.testing.assert_allclose(drawn["hist_tv"].mean, 0.2475)
+    assert (report_files(sweep) / "heatmaps.png").is_file()
+
+
+def test_replicates_are_mean_and_std_over_seeds(replicated: Path) -> None:
+    rows = read_csv(report_files(replicated) / "results.csv")
+    assert len(rows) == 4 and "trainer.seed" not in rows[0]
+    assert all(r["seeds"] == "3" for r in rows)
+    for row in rows:
+        jobs = [
+            p
+            for p in replicated.iterdir()
+            if p.name.startswith(f"bins-{row['loss.bins']}_sigma-{row['loss.sigma']}_seed")
+        ]
+        finals = [
+            [r for r in read_metrics(p / "metrics.csv") if r["split"] == "val"][-1] for p in jobs
+        ]
+        w1 = [f["hist_w1"] for f in finals]
+        assert float(row["hist_w1"]) == pytest.approx(np.mean(w1), rel=1e-5)
+        assert float(row["hist_w1_std"]) == pytest.approx(np.std(w1, ddof=1), rel=1e-5)
+    page = (report_files(replicated) / "index.html").read_text()
+    assert "4 settings × 3 seeds" in page and "± 0.1" in page
+
+
+def test_replicate_curves_are_the_mean_and_band_of_the_seeds(
+    replicated: Path, tmp_path: Path
+) -> None:
+    settings = group_settings(read_jobs(replicated))
+    drawn = plot_curves(settings, METRICS["hist_w1"], tmp_path / "c.png")
+    x, mean, low, high = drawn["hist_w1"]["bins=50, sigma=50"]["val"]
+    assert list(x) == [96, 192]
+    np.testing.assert_allclose(mean, [0.4, 0.2])  # seeds' w1 0.1, 0.2, 0.3 (twice at 96)
+    np.testing.assert_allclose([low[-1], high[-1]], [0.1, 0.3])
+    assert set(drawn["hist_tv"]["bins=50, sigma=50"]) == {"train", "val"}  # one axis, both
+
+
+def test_more_than_two_keys_get_marginals_and_parallel_coordinates(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "s"
+    for bins in (50, 200):
+        for sigma in (50, 100):
+            for lr in ("0.001", "0.0003"):
+                w1 = 0.1 + (bins == 200) * 0.2 + (sigma == 100) * 0.05 + (lr == "0.001") * 0.01
+                overrides = [f"loss.bins={bins}", f"loss.sigma={sigma}", f"optimizer.lr={lr}"]
+                write_job(sweep_dir / f"{bins}-{sigma}-{lr}", overrides, w1=w1)
     write_report(sweep_dir)
-    statuses = {r["job"]: r["status"] for r in read_csv(sweep_dir / "results.csv")}
-    assert statuses["bins-200_sigma-100"] == "done"
-    assert not any(p.name.endswith(".tmp") for p in sweep_dir.iterdir())
+    assert {"marginals.png", "parallel.png"} <= {p.name for p in report_files(sweep_dir).iterdir()}
+    settings = group_settings(read_jobs(sweep_dir))
+    values, mean, _ = marginal(settings, "loss.bins", METRICS["hist_w1"])
+    assert values == ["50", "200"]
+    np.testing.assert_allclose(mean, [0.1 + 0.025 + 0.005, 0.3 + 0.025 + 0.005])
+    drawn = plot_parallel(
+        settings,
+        ["loss.bins", "loss.sigma", "optimizer.lr"],
+        METRICS["hist_w1"],
+        {},
+        tmp_path / "p.png",
+    )
+    assert drawn["bins=50, sigma=50, lr=0.0003"] == pytest.approx([0.0, 0.0, 0.0, 0.1])
 
 
-def test_load_job_of_a_job_with_nothing_written(tmp_path: Path) -> None:
-    job = load_job(make_job(tmp_path / "j", ["a=1"], None), tmp_path)
-    assert (job.status, job.rows, job.inputs, job.overrides) == ("pending", [], None, {"a": "1"})
-
-
-@pytest.mark.parametrize(
-    ("make", "message"),
-    [
-        (lambda p: p / "missing", r"missing does not exist or is not a folder"),
-        (lambda p: p, r"is not a sweep folder: no job folders with status.json"),
-        (lambda p: make_job(p / "job", ["a=1"]), r"job is a single job's folder"),
-    ],
-)
-def test_write_report_names_a_bad_folder(tmp_path: Path, make, message: str) -> None:
-    with pytest.raises((ValueError, FileNotFoundError), match=message):
-        write_report(make(tmp_path))
-    assert not (tmp_path / "index.html").exists()
-
-
-def test_a_sweep_without_jobs_yet_gets_an_empty_report(tmp_path: Path) -> None:
-    write_text(tmp_path / "multirun.yaml", "hydra: {overrides: {task: [a=1,2]}}\n")
-    write_report(tmp_path)
-    assert read_csv(tmp_path / "results.csv") == []
-    assert "No jobs yet." in (tmp_path / "index.html").read_text()
+def test_sort_puts_settings_without_values_last(tmp_path: Path) -> None:
+    sweep_dir = write_sweep(tmp_path / "s")
+    write_job(
+        sweep_dir / "bins-100_sigma-50",
+        ["loss.bins=100", "loss.sigma=50", "trainer.seed=1"],
+        "failed",
+        error="ValueError: boom",
+    )
+    settings = sort_settings(group_settings(read_jobs(sweep_dir)), METRICS["hist_w1"])
+    assert settings[-1].label == "bins=100, sigma=50"
+    assert matrix(settings, "loss.bins", "loss.sigma", METRICS["hist_w1"]).n.sum() == 4
 
 
 # ----------------------------------------------------------------------------------------------
-# outputs/index.html and the command line
+# Files: results.json, job pages, the report only reads, replaced together
 
 
-def test_outputs_index_lists_sweeps_and_runs_newest_first(tmp_path: Path) -> None:
-    make_sweep(tmp_path / "sweeps" / "2024-01-02_00-00-00")
-    make_job(tmp_path / "runs" / "2024-01-03_00-00-00", ["loss=l1"], "done", scale=0.5)
-    make_job(tmp_path / "runs" / "2024-01-01_00-00-00", ["loss=mse"], "failed", inputs=0)
-    (tmp_path / "runs" / "not-a-run").mkdir()
+def test_results_json_has_one_record_per_job(sweep: Path) -> None:
+    data = json.loads((report_files(sweep) / "results.json").read_text())
+    assert data["lead_metric"] == "hist_w1" and len(data["jobs"]) == 4
+    record = next(j for j in data["jobs"] if j["job"] == "bins-200_sigma-100")
+    assert record["overrides"] == ["loss.bins=200", "loss.sigma=100", "trainer.seed=1"]
+    assert record["folder"] == str(sweep / "bins-200_sigma-100")
+    assert record["status"] == "done" and record["collapsed"] is False
+    assert record["final"]["val"]["hist_w1"] == pytest.approx(0.35)
+
+
+def test_the_report_writes_nothing_into_job_folders(tmp_path: Path) -> None:
+    sweep_dir = write_sweep(tmp_path / "s")
+
+    def listing() -> dict[str, float]:
+        return {
+            str(p): p.stat().st_mtime
+            for job in sweep_dir.iterdir()
+            if job.is_dir() and not job.name.startswith(".") and job.name != layout.REPORT
+            for p in job.rglob("*")
+        }
+
+    before = listing()
+    write_report(sweep_dir)
+    assert listing() == before
+
+
+def test_every_report_file_is_replaced_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep_dir = write_sweep(tmp_path / "s")
+    first = write_report(sweep_dir)
+    assert first == sweep_dir / "report" / "index.html" and (sweep_dir / "report").is_symlink()
+    old = {p.name: p.read_bytes() for p in report_files(sweep_dir).iterdir() if p.is_file()}
+    write_job(sweep_dir / "bins-100_sigma-50", ["loss.bins=100", "loss.sigma=50", "trainer.seed=1"])
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("histae.report.build.plot_raw_loss", broken)  # after curves.png
+    with pytest.raises(RuntimeError):
+        write_report(sweep_dir)
+    now = {p.name: p.read_bytes() for p in report_files(sweep_dir).iterdir() if p.is_file()}
+    assert now == old  # the whole old report, no new curves.png beside an old table
+    assert [p.name for p in sweep_dir.glob(".report-*")] == [os.readlink(sweep_dir / "report")]
+    monkeypatch.undo()
+    write_report(sweep_dir)
+    assert len(read_csv(report_files(sweep_dir) / "results.csv")) == 5
+    assert len(list(sweep_dir.glob(".report-*"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("file", "content", "why"),
+    [
+        ("status.json", b"[1, 2]", "status.json: not a JSON object but a list"),
+        ("status.json", b'"done"', "status.json: not a JSON object but a str"),
+        ("summary.json", b'{"config": ', "summary.json: not JSON"),
+        ("metrics.csv", b"inputs,split,loss\n1,train," + b"9" * 200_000 + b"\n", "metrics.csv: "),
+        ("samples.npz", b"", "samples.npz: not a samples archive"),
+        ("status.json", b"absurd pid", None),
+    ],
+)
+def test_a_broken_file_makes_one_job_unreadable_and_the_report_whole(
+    tmp_path: Path, file: str, content: bytes, why: str | None
+) -> None:
+    sweep_dir = write_sweep(tmp_path / "s")
+    if content == b"absurd pid":  # written by this host, by a process no pid can name
+        content = json.dumps({"status": "running", "host": socket.gethostname(), "pid": 10**20})
+        content = content.encode()
+    (sweep_dir / "bins-200_sigma-50" / file).write_bytes(content)
+    write_report(sweep_dir)
+    rows = {
+        (r["loss.bins"], r["loss.sigma"]): r
+        for r in read_csv(report_files(sweep_dir) / "results.csv")
+    }
+    assert len(rows) == 4
+    broken = rows[("200", "50")]["status"]
+    if why is None:  # an absurd pid: no process has it, so the job is stopped, not running
+        assert broken.startswith("stopped")
+    else:
+        assert broken.startswith(f"unreadable: {why}"), broken
+    assert all(r["status"] == "done" for k, r in rows.items() if k != ("200", "50"))
+    page = (report_files(sweep_dir) / "index.html").read_text()
+    assert page.count('<tr class="') + page.count("<tr>") >= 1 + 4
+
+
+def test_a_summary_whose_config_is_not_a_config_still_reports(tmp_path: Path) -> None:
+    sweep_dir = write_sweep(tmp_path / "s")
+    odd = {"status": "done", "config": {"loss": "l1", "model": 3, "trainer": []}, "final": 7}
+    (sweep_dir / "bins-50_sigma-50" / "summary.json").write_text(json.dumps(odd))
+    write_report(sweep_dir)
+    rows = read_csv(report_files(sweep_dir) / "results.csv")
+    assert len(rows) == 4 and all(r["status"] == "done" for r in rows)
+    assert (report_files(sweep_dir) / "jobs" / "bins-50_sigma-50.html").is_file()
+
+
+def test_each_job_gets_a_page_reached_from_the_sweep_page(sweep: Path) -> None:
+    page = (report_files(sweep) / "index.html").read_text()
+    links = re.findall(r'href="(jobs/[^"]+\.html)"', page)
+    assert len(set(links)) == 4
+    for link in set(links):
+        job_page = (report_files(sweep) / link).read_text()
+        assert "l1, bins " in job_page and "<h2>Config</h2>" in job_page
+        for src in re.findall(r'src="([^"]+)"', job_page):
+            assert (report_files(sweep) / "jobs" / src).resolve().is_file(), src
+
+
+def test_a_single_run_gets_the_same_page(tmp_path: Path) -> None:
+    run = write_job(tmp_path / "outputs" / "runs" / "2024-01-01_00-00-00", ["loss.bins=50"])
+    path = write_job_page(run)
+    assert path == run / "index.html"
+    assert "<h1>l1, bins 50, sigma 100, 192 inputs, seed 1</h1>" in path.read_text()
+    index = (tmp_path / "outputs" / "index.html").read_text()
+    assert "runs/2024-01-01_00-00-00/index.html" in index
+
+
+def test_outputs_index_has_thumbnails_and_status_and_no_losses(tmp_path: Path, sweep: Path) -> None:
+    write_sweep(tmp_path / "sweeps" / "2024-01-02_00-00-00")
+    write_report(tmp_path / "sweeps" / "2024-01-02_00-00-00")
+    write_job(tmp_path / "runs" / "2024-01-03_00-00-00", ["loss=l1"])
+    write_job(tmp_path / "runs" / "2024-01-01_00-00-00", ["loss=mse"], "failed", error="E: x")
     page = write_outputs_index(tmp_path).read_text()
     rows = page.split("<tbody>")[1].split("</tbody>")[0].strip().splitlines()
     assert len(rows) == 3
-    assert "runs/2024-01-03_00-00-00" in rows[0] and ">0.5<" in rows[0]
-    assert "sweeps/2024-01-02_00-00-00" in rows[1] and "2 done" in rows[1]
-    assert "runs/2024-01-01_00-00-00" in rows[2] and "failed" in rows[2]
+    assert "runs/2024-01-03_00-00-00" in rows[0] and "pixel L1" in rows[0]
+    assert "sweeps/2024-01-02_00-00-00/report/reconstructions.png" in rows[1]
+    assert ">4 done<" in rows[1] and "failed: E: x" in rows[2]
+    assert "val loss" not in page
 
 
-def test_refresh_outputs_index_only_in_the_default_layout(tmp_path: Path) -> None:
-    run = make_job(tmp_path / "outputs" / "runs" / "2024-01-01_00-00-00", ["loss=l1"])
-    assert refresh_outputs_index(run) == (tmp_path / "outputs" / "index.html").resolve()
-    assert "runs/2024-01-01_00-00-00" in (tmp_path / "outputs" / "index.html").read_text()
-    assert refresh_outputs_index(make_job(tmp_path / "elsewhere", ["loss=l1"])) is None
+def test_readme_lists_exactly_the_report_files() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Sweeps, reports")[1].split("\n## ")[0]
+    listed = re.findall(r"^\| `([^`]+)` \|", section, flags=re.M)
+    assert listed == list(layout.REPORT_FILES)
 
 
-def test_outputs_index_names_a_folder_without_sweeps_or_runs(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"is not an outputs folder: no sweeps/ or runs/"):
-        write_outputs_index(tmp_path)
+# ----------------------------------------------------------------------------------------------
+# The command line
 
 
-def test_cli_writes_reports_and_indexes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    sweep_dir = tmp_path / "sweeps" / "s"
-    make_job(sweep_dir / "a-1", ["a=1"], "failed", error="boom", inputs=0)
-    make_job(sweep_dir / "a-2", ["a=2"], None)
-    assert main([str(sweep_dir), str(tmp_path)]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out == [str(sweep_dir / "index.html"), str(tmp_path / "index.html")]
-    assert [r["status"] for r in read_csv(sweep_dir / "results.csv")] == ["failed", "pending"]
+def test_cli_writes_reports_pages_and_indexes(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    sweep_dir = write_sweep(tmp_path / "sweeps" / "s")
+    run = write_job(tmp_path / "runs" / "r", ["loss.bins=50"])
+    assert main([str(sweep_dir), str(run), str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        str(sweep_dir / "report" / "index.html"),
+        str(run / "index.html"),
+        str(tmp_path / "index.html"),
+    ]
 
 
 def test_cli_bad_folder_is_one_line_and_exit_1(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     assert main([str(tmp_path / "nope")]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == [
+    assert capsys.readouterr().err.strip().splitlines() == [
         f"error: {tmp_path / 'nope'} does not exist or is not a folder: pass a sweep folder"
     ]
 
@@ -459,88 +504,40 @@ def test_module_runs_as_a_script(tmp_path: Path) -> None:
         text=True,
         check=False,
     )
-    assert done.returncode == 1
-    assert "is not a sweep folder" in done.stderr
+    assert done.returncode == 1 and "is not a sweep folder" in done.stderr
 
 
 # ----------------------------------------------------------------------------------------------
-# A real sweep, in-process
-
-
-def run_sweep(sweep_dir: Path, *overrides: str) -> int:
-    """``python -m histae -m hydra.sweep.dir=SWEEP_DIR +experiment=smoke OVERRIDES`` in-process."""
-    return run_histae("-m", f"hydra.sweep.dir={sweep_dir}", *TINY, *overrides)
+# Real sweeps, in-process
 
 
 @pytest.mark.slow
 def test_real_2x2_sweep_report(real_sweep: Path) -> None:
-    jobs = sorted(p.name for p in real_sweep.iterdir() if p.is_dir())
-    assert jobs == [
-        "loss-l1_lr-0.0003",
-        "loss-l1_lr-0.001",
-        "loss-mse_lr-0.0003",
-        "loss-mse_lr-0.001",
-    ]
-    # The sweeper wrote the report when the sweep ended.
-    rows = read_csv(real_sweep / "results.csv")
-    assert len(rows) == 4
-    assert [(r["loss"], r["optimizer.lr"]) for r in rows] == [
-        ("l1", "0.0003"),
-        ("l1", "0.001"),
-        ("mse", "0.0003"),
-        ("mse", "0.001"),
-    ]
+    rows = read_csv(real_sweep / "report" / "results.csv")  # the sweeper wrote it
+    assert len(rows) == 4 and list(rows[0])[:2] == ["loss", "optimizer.lr"]
+    w1 = [float(r["hist_w1"]) for r in rows]
+    assert w1 == sorted(w1)
     for row in rows:
+        job = f"loss-{row['loss']}_lr-{row['optimizer.lr']}"
+        val = [r for r in read_metrics(real_sweep / job / "metrics.csv") if r["split"] == "val"]
+        assert float(row["hist_w1"]) == pytest.approx(val[-1]["hist_w1"], rel=1e-5)
         assert row["status"] == "done" and row["inputs"] == "192"
-        for key in ("train_loss", "val_loss", "val_pixel_l1", "val_psnr", "val_hist_w1"):
-            assert math.isfinite(float(row[key])), (row["job"], key)
-        assert float(row["images_per_second"]) > 0 and float(row["wall_time"]) > 0
-        # The table's numbers are the job's last validation row.
-        val = [
-            r for r in read_metrics(real_sweep / row["job"] / "metrics.csv") if r["split"] == "val"
-        ]
-        assert float(row["val_loss"]) == pytest.approx(val[-1]["loss"], rel=1e-5)
-    # The comparison plot draws four curves per panel, each the job's metrics.csv.
-    loaded = label_jobs([load_job(d, real_sweep) for d in find_job_dirs(real_sweep)])
-    drawn = plot_comparison({j.name: j.rows for j in loaded}, real_sweep / "check.png")
-    assert len(drawn) == 4 and all(set(s) == {"train", "val"} for s in drawn.values())
-    for job in loaded:
-        x, _ = drawn[job.name]["val"]
-        assert list(x) == [96, 192]
-        assert len(drawn[job.name]["train"][0]) == 6  # 192 inputs, a row every 32
-    for job in loaded:
-        assert set(METRIC_COLUMNS) <= set(job.rows[-1]) | {"lr"}
-        with Image.open(job.path / "histograms.png") as image:
-            assert image.size == (1290, 560)
+    assert math.isfinite(float(rows[0]["psnr"]))
 
 
 @pytest.mark.slow
-def test_real_sweep_with_a_failing_job_still_reports(tmp_path: Path) -> None:
+def test_real_sweep_over_seeds_reports_replicates(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
-    code = run_sweep(sweep_dir, "loss=l1", "trainer.batch_size=16,100000")
-    assert code != 0  # the sweep says a job failed, after finishing the others
-    rows = {r["job"]: r for r in read_csv(sweep_dir / "results.csv")}
-    assert set(rows) == {"batch_size-16", "batch_size-100000"}
-    assert rows["batch_size-16"]["status"] == "done"
-    assert math.isfinite(float(rows["batch_size-16"]["val_loss"]))
-    failed = rows["batch_size-100000"]
-    assert failed["status"] == "failed"
-    assert failed["error"].startswith("ValueError: trainer.batch_size=100000 is larger than")
-    page = (sweep_dir / "index.html").read_text()
-    assert "failed: ValueError: trainer.batch_size=100000" in page
-
-
-def test_a_killed_job_shows_as_stopped(tmp_path: Path) -> None:
-    import json
-    import subprocess
-
-    sweep = make_sweep(tmp_path / "sweep")
-    job = next(p for p in sorted(sweep.iterdir()) if (p / "status.json").exists())
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()  # a pid that has exited
-    status = json.loads((job / "status.json").read_text())
-    status.update(status="running", error=None, pid=dead.pid)
-    (job / "status.json").write_text(json.dumps(status))
-    loaded = load_job(job, sweep)
-    assert loaded.status == "stopped"
-    assert f"process {dead.pid} exited" in status_text(loaded)
+    code = run_histae(
+        "-m", f"hydra.sweep.dir={sweep_dir}", *TINY, "loss.bins=50,200", "trainer.seed=1,2"
+    )
+    assert code == 0
+    rows = read_csv(sweep_dir / "report" / "results.csv")
+    assert [
+        (r["loss.bins"], r["seeds"]) for r in sorted(rows, key=lambda r: int(r["loss.bins"]))
+    ] == [
+        ("50", "2"),
+        ("200", "2"),
+    ]
+    data = json.loads((sweep_dir / "report" / "results.json").read_text())
+    assert sorted(j["seed"] for j in data["jobs"]) == ["1", "1", "2", "2"]

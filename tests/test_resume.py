@@ -95,7 +95,7 @@ def test_rerun_of_a_finished_sweep_skips_every_job(run_cli, tmp_path) -> None:
     start = time.perf_counter()
     assert run_cli(*args) == 0
     first = time.perf_counter() - start
-    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    jobs = sorted(p.name for p in sweep.iterdir() if (p / ".hydra").is_dir())  # not report/
     assert jobs == ["seed-0", "seed-1"]
     checkpoints = {j: (sweep / j / "checkpoint.pt").stat().st_mtime_ns for j in jobs}
     start = time.perf_counter()

@@ -11,7 +11,7 @@ from histae.jobdir import read_metrics, read_status
 
 @pytest.mark.slow
 def test_two_by_two_sweep_makes_four_named_job_folders(real_sweep) -> None:
-    jobs = sorted(p.name for p in real_sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    jobs = sorted(p.name for p in real_sweep.iterdir() if (p / ".hydra").is_dir())
     assert jobs == [
         "loss-l1_lr-0.0003",
         "loss-l1_lr-0.001",

@@ -60,12 +60,17 @@ def test_metrics_csv_has_train_and_val_rows_with_finite_values(tiny_job) -> None
 def test_pictures_are_real_images_of_the_right_size(tiny_job) -> None:
     _, job_dir, _ = tiny_job
     with Image.open(job_dir / "reconstructions.png") as grid:
-        # 16 validation images: 2 pairs of rows (originals over reconstructions), 8 per row, 4x.
-        assert grid.size == (8 * 32 * 4, 4 * 32 * 4)
+        # 16 validation images: 2 pairs of rows (originals over reconstructions), 8 per row, 4x,
+        # a labelled margin on the left and a gap of 8 px between the pairs.
+        margin = grid.size[0] - 8 * 32 * 4
+        assert 40 < margin < 200
+        assert grid.size[1] == 4 * 32 * 4 + 8
         pixels = np.asarray(grid.convert("RGB"))
+    samples = np.load(job_dir / "samples.npz")
     # The first row of the grid is the first 8 validation originals, upscaled with nearest.
-    top_left = pixels[: 32 * 4 : 4, : 32 * 4 : 4]  # (32, 32, 3): the first tile
-    assert top_left.std() > 0
+    top_left = pixels[: 32 * 4 : 4, margin : margin + 32 * 4 : 4]  # (32, 32, 3): the first tile
+    first = np.round(samples["originals"][0].transpose(1, 2, 0) * 255).astype(np.uint8)
+    assert np.array_equal(top_left, first)
     with Image.open(job_dir / "loss.png") as plot:
         assert plot.size[0] > 400 and plot.size[1] > 200
         assert np.asarray(plot.convert("L")).std() > 10

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from histae.hydra_compat import basic_sweeper, job_error
 from histae.jobdir import MULTIRUN, JobStopped, error_line
-from histae.labels import job_names, parse_override
+from histae.labels import job_names, split_override
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def job_budgets(jobs: Sequence[Sequence[str]], default: int) -> list[int]:
     """Each job's ``trainer.max_inputs``: its override if it has one, else ``default``."""
     budgets = []
     for job in jobs:
-        values = dict(parse_override(o) for o in job)
+        values = dict(split_override(o) for o in job)
         budgets.append(int(values.get("trainer.max_inputs", default)))
     return budgets
 

@@ -1,0 +1,111 @@
+"""Settings: jobs that differ only in ``trainer.seed`` are replicates of one setting.
+
+``-m loss.bins=50,200 trainer.seed=1,2,3`` has two settings of three seeds each; the table,
+heatmaps and curves show each setting's mean and spread over its seeds, and say how many.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.colors import to_hex
+
+from histae.report.measures import METRICS, Metric, row_value
+from histae.report.reading import Job
+
+
+@dataclass(frozen=True)
+class Stat:
+    """A metric over a setting's seeds: mean, sample std (0 for one seed), min, max, count."""
+
+    mean: float
+    std: float
+    min: float
+    max: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Stat | None:
+        """The statistics of ``values``, or None if there are none."""
+        if not values:
+            return None
+        a = np.asarray(values, dtype=np.float64)
+        std = float(a.std(ddof=1)) if len(a) > 1 else 0.0
+        return cls(float(a.mean()), std, float(a.min()), float(a.max()), len(a))
+
+
+@dataclass
+class Setting:
+    """The jobs of one setting (its seeds), in seed order."""
+
+    values: dict[str, str]  # setting key -> value, as in the overrides
+    label: str
+    jobs: list[Job]
+    color: str = "#000000"  # its colour in every plot and in the table
+    stats: dict[str, Stat | None] = field(default_factory=dict)  # metric key -> over seeds
+
+    @property
+    def collapsed(self) -> int:
+        """How many of its jobs collapsed."""
+        return sum(job.collapsed for job in self.jobs)
+
+    def stat(self, key: str) -> Stat | None:
+        """The setting's ``key`` over the seeds that have a final validation value."""
+        if key not in self.stats:
+            values = [final_value(job, key) for job in self.jobs]
+            self.stats[key] = Stat.of([v for v in values if v is not None])
+        return self.stats[key]
+
+
+def final_value(job: Job, key: str) -> float | None:
+    """The job's last validation value of ``key`` (``hist_tv`` computed), or None."""
+    return row_value(job.record.final("val"), key, job.config)
+
+
+def group_settings(jobs: Sequence[Job]) -> list[Setting]:
+    """The settings of labelled jobs (:func:`histae.report.reading.label_jobs`), in job order."""
+    groups: dict[tuple[tuple[str, str], ...], Setting] = {}
+    for job in jobs:
+        key = tuple(job.setting.items()) or (("job", job.name),)
+        if key not in groups:
+            groups[key] = Setting(dict(job.setting), job.label, [])
+        groups[key].jobs.append(job)
+    settings = list(groups.values())
+    for setting, color in zip(settings, colors(len(settings)), strict=True):
+        setting.color = color
+    return settings
+
+
+def colors(n: int) -> list[str]:
+    """``n`` distinguishable colours as ``#rrggbb``: tab10 up to 10, tab20 up to 20, then turbo."""
+    if n <= 10:
+        return [to_hex(c) for c in colormaps["tab10"].colors[:n]]
+    if n <= 20:
+        return [to_hex(c) for c in colormaps["tab20"].colors[:n]]
+    return [to_hex(c) for c in colormaps["turbo"](np.linspace(0.05, 0.95, n))]
+
+
+def lead_metrics(settings: Sequence[Setting]) -> list[Metric]:
+    """The metrics of :data:`METRICS` that at least one job has a final value of."""
+    return [m for m in METRICS.values() if any(s.stat(m.key) for s in settings)]
+
+
+def sort_settings(settings: Sequence[Setting], lead: Metric) -> list[Setting]:
+    """Best mean ``lead`` first; settings without a value last, in their given order."""
+
+    def key(setting: Setting) -> tuple[int, float]:
+        stat = setting.stat(lead.key)
+        if stat is None or not math.isfinite(stat.mean):
+            return (1, 0.0)
+        return (0, -stat.mean if lead.higher_is_better else stat.mean)
+
+    return sorted(settings, key=key)
+
+
+def has_replicates(settings: Sequence[Setting]) -> bool:
+    """Whether any setting has more than one job (seed)."""
+    return any(len(s.jobs) > 1 for s in settings)
