@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from histae.checkpoint import load_checkpoint
-from histae.jobdir import read_metrics, read_status
+from histae.jobdir import is_job_dir, read_metrics, read_status
 from tests.conftest import ROOT
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
@@ -157,7 +157,7 @@ def finish(proc: subprocess.Popen, sweep: Path, timeout: float = 600) -> tuple[i
 
 
 def job_folders(sweep: Path) -> list[str]:
-    return sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p.name for p in sweep.iterdir() if p.is_dir() and is_job_dir(p))
 
 
 def submitit_logs(sweep: Path) -> dict[str, Path]:
@@ -188,10 +188,15 @@ def wait_until(
         time.sleep(0.05)
 
 
-def results(sweep: Path) -> list[dict[str, str]]:
+def report_rows(sweep: Path) -> list[dict[str, str]]:
     """The rows of the sweep report's results.csv."""
-    with open(sweep / "results.csv", newline="") as f:
+    with open(sweep / "report" / "results.csv", newline="") as f:
         return list(csv.DictReader(f))
+
+
+def results(sweep: Path, key: str) -> dict[str, str]:
+    """The sweep report's results as ``{row[key]: row["status"]}`` (``key``: a swept one)."""
+    return {row[key]: row["status"] for row in report_rows(sweep)}
 
 
 def train_rows_past(job_dir: Path, inputs: int) -> bool:
@@ -292,24 +297,59 @@ def test_two_by_two_sweep_runs_as_four_slurm_jobs(cluster, tmp_path) -> None:
         # cpus_per_task=1 -> one torch thread (torch would take both cores otherwise).
         assert " on cpu, 1 threads" in text, text[-2000:]
     assert sorted(seen) == jobs
-    assert {r["job"]: r["status"] for r in results(sweep)} == dict.fromkeys(jobs, "done")
+    statuses = {(r["loss"], r["optimizer.lr"]): r["status"] for r in report_rows(sweep)}
+    assert sorted(statuses) == [
+        ("l1", "0.0003"),
+        ("l1", "0.001"),
+        ("mse", "0.0003"),
+        ("mse", "0.001"),
+    ]
+    assert set(statuses.values()) <= {"done", "done, collapsed"}, statuses
+
+
+# The bad value passes the sweep's up-front checks (a batch is not known to be too big before the
+# job has loaded its tiles), so it fails inside its SLURM job.
+TOO_BIG = "ValueError: trainer.batch_size=6000 is larger than the 5704 training tiles; lower it"
+
+
+@pytest.fixture(scope="module")
+def failing_sweep(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, int, str]:
+    """A 2-job sweep on the cluster whose second job fails: its folder, exit status, stderr."""
+    sweep = tmp_path_factory.mktemp("failing") / "sweep"
+    args = [*LONG_JOB[:3], "trainer.max_inputs=32", "trainer.batch_size=16,6000"]
+    code, err = finish(histae(cluster, args, sweep), sweep)
+    return sweep, code, err
 
 
 @pytest.mark.slow
-def test_a_job_that_fails_on_the_cluster_is_reported_and_the_others_finish(cluster, tmp_path):
-    sweep = tmp_path / "sweep"
-    args = [*LONG_JOB[:3], "trainer.max_inputs=32", "trainer.batch_size=0,16"]
-    code, err = finish(histae(cluster, args, sweep), sweep)
-    assert code != 0
+def test_a_job_that_fails_on_the_cluster_is_reported_and_the_others_finish(
+    cluster, failing_sweep
+) -> None:
+    sweep, code, err = failing_sweep
+    assert code == 1
     last = err.strip().splitlines()[-1]
-    assert "1 of 2 jobs failed" in last and "batch_size-0" in last, err[-2000:]
-    rows = {r["job"]: r for r in results(sweep)}
-    assert rows["batch_size-0"]["status"] == "failed"
-    assert rows["batch_size-0"]["error"] == "ValueError: trainer.batch_size must be >= 1, got 0"
-    assert rows["batch_size-16"]["status"] == "done"
+    assert f"1 of 2 jobs failed (batch_size-6000: {TOO_BIG})" in last, err[-2000:]
+    assert read_status(sweep / "batch_size-16")["status"] == "done"
+    assert results(sweep, "trainer.batch_size")["16"] in {"done", "done, collapsed"}
     # Both ran on the cluster: histae caught the error inside its SLURM job and returned it.
-    (array_id,) = {name.split("_")[0] for name in submitit_logs(sweep)}
+    logs = submitit_logs(sweep)
+    (array_id,) = {name.split("_")[0] for name in logs}
     assert len(cluster.finished_jobs(array_id)) == 2
+    assert sum(TOO_BIG.split(": ", 1)[1] in log.read_text() for log in logs.values()) == 1
+    assert TOO_BIG.split(": ", 1)[1] in (sweep / "batch_size-6000" / "histae.log").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="main: a sweep job that fails before training starts writes no status.json, "
+    "so the report leaves it out",
+)
+def test_the_report_lists_the_failed_job_with_its_error(failing_sweep) -> None:
+    sweep, _, _ = failing_sweep
+    assert results(sweep, "trainer.batch_size").get("6000") == f"failed: {TOO_BIG}"
 
 
 @pytest.mark.slow
@@ -474,10 +514,9 @@ def test_sweep_resumes_after_the_cluster_was_drained(cluster, tmp_path) -> None:
     cluster.run("bash", "-c", RESUME, check=True)
     code, err = finish(histae(cluster, args, sweep), sweep)
     assert code == 0, err[-2000:]
-    assert {r["job"]: r["status"] for r in results(sweep)} == {
-        "max_inputs-192": "done",
-        "max_inputs-960": "done",
-    }
+    statuses = results(sweep, "trainer.max_inputs")
+    assert sorted(statuses) == ["192", "960"], statuses
+    assert set(statuses.values()) <= {"done", "done, collapsed"}, statuses
     short_log = (sweep / "max_inputs-192" / "histae.log").read_text()
     assert "already done (192 inputs); skipping" in short_log
     long_log = (long_job / "histae.log").read_text()
