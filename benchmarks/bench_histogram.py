@@ -1,13 +1,14 @@
 """soft_histogram against the dense reference formula on the reference workload.
 
-    python benchmarks/bench_histogram.py [--reps 5] [--quick]
+    python benchmarks/bench_histogram.py [--reps 5] [--quick] [--device cpu|cuda]
 
 x = rand(64, 3, 32, 32) float32, one histogram per image (64 x 3072 values) or per channel
 (192 x 1024), bins 50/100/200, sigma 50/100/200, on 2 threads. For each case: the median time
 of one forward + backward (d/dx of sum(hist * w)), the speed ratio, the peak extra memory and
 the max abs error of the float32 histogram against a float64 evaluation, for the reference
 formula and for soft_histogram. Reference and ours run interleaved in this process, so machine
-noise hits both alike. Targets: >= 50x at bins=200, sigma=100 and >= 20x at bins=50; extra
+noise hits both alike. Times are min / median / max; the load average is printed before and
+after, with a warning when it exceeded the core count (figures then not comparable). Targets: >= 50x at bins=200, sigma=100 and >= 20x at bins=50; extra
 memory < 32 MiB at every bins.
 
 Peak extra memory is the high-water mark of bytes held by torch's CPU allocator during one
@@ -31,6 +32,7 @@ import textwrap
 import time
 
 import torch
+from _timing import LoadWatch, spread
 from torch.profiler import ProfilerActivity, profile
 
 from histae.histogram import (
@@ -55,6 +57,8 @@ def step(fn, x: torch.Tensor, w: torch.Tensor, bins: int, sigma: float) -> None:
     """One forward + backward of sum(hist * w)."""
     xg = x.detach().requires_grad_()
     (fn(xg, bins, 0.0, 1.0, sigma) * w).sum().backward()
+    if x.is_cuda:
+        torch.cuda.synchronize(x.device)
 
 
 def ours(x: torch.Tensor, bins: int, lo: float, hi: float, sigma: float) -> torch.Tensor:
@@ -65,6 +69,12 @@ def timed(fn, *args) -> float:
     start = time.perf_counter()
     fn(*args)
     return time.perf_counter() - start
+
+
+def fmt(times: list[float], digits: int) -> str:
+    """min/median/max in ms, compact."""
+    lo, mid, hi = spread(times)
+    return f"{lo:.{digits}f}/{mid:.{digits}f}/{hi:.{digits}f}"
 
 
 def peak_allocated(fn, *args) -> float:
@@ -126,57 +136,78 @@ def rss_delta(which: str, per_channel: bool, bins: int, sigma: float) -> float:
     return int(out.stdout.split()[-1]) / 1024
 
 
+def cuda_peak(device: torch.device, fn, *args) -> float:
+    """MiB: CUDA allocator high-water mark during fn(*args), above what it held before."""
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    fn(*args)
+    torch.cuda.synchronize(device)
+    return (torch.cuda.max_memory_allocated(device) - before) / MIB
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=5, help="reference runs per case")
     parser.add_argument("--quick", action="store_true", help="bins=200/50, sigma=100 only")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(2)
+    watch = LoadWatch()
     grid = [(b, s) for b in (50, 100, 200) for s in (50.0, 100.0, 200.0)]
     if args.quick:
         grid = [(200, 100.0), (50, 100.0)]
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; fwd+bwd of (64, 3, 32, 32)"
-    )
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "2 CPU threads"
+    print(f"torch {torch.__version__}, {name}; fwd+bwd of (64, 3, 32, 32); ms min/median/max")
     header = (
-        f"{'mode':11s} {'bins':>4s} {'sigma':>5s} {'method':>10s} | {'ref ms':>7s} {'ours ms':>7s}"
-        f" {'speedup':>7s} | {'ref MiB':>7s} {'ours MiB':>8s} | {'ref err':>8s} {'ours err':>8s}"
+        f"{'mode':11s} {'bins':>4s} {'sigma':>5s} {'method':>10s} | {'ref ms':>17s}"
+        f" {'ours ms':>17s} {'speedup':>7s} | {'ref MiB':>7s} {'ours MiB':>8s} |"
+        f" {'ref err':>8s} {'ours err':>8s}"
     )
     print(header)
     print("-" * len(header))
     results = {}
     for per_channel in (False, True):
         for bins, sigma in grid:
-            x, w = workload(per_channel, bins)
-            plan = _make_plan(bins, 0.0, 1.0, sigma, torch.float32, "auto", "cpu")
+            x, w = (t.to(device) for t in workload(per_channel, bins))
+            plan = _make_plan(bins, 0.0, 1.0, sigma, torch.float32, "auto", device)
             method = f"{type(plan).__name__[1:-4].lower()}" + (
                 f" p={plan.p}" if hasattr(plan, "p") else f" w={plan.w}"
             )
             step(ours, x, w, bins, sigma)  # warm: builds and caches the plan
+            step(soft_histogram_reference, x, w, bins, sigma)
             ref_t, ours_t = [], []
             for _ in range(args.reps):  # interleaved: 1 reference run, 5 of ours
                 ref_t.append(timed(step, soft_histogram_reference, x, w, bins, sigma))
                 ours_t += [timed(step, ours, x, w, bins, sigma) for _ in range(5)]
-            ref_ms, ours_ms = 1e3 * statistics.median(ref_t), 1e3 * statistics.median(ours_t)
-            ref_mib = peak_allocated(step, soft_histogram_reference, x, w, bins, sigma)
-            _make_plan_cached.cache_clear()  # cold: plan, kernel matrices and scratch
-            _SCRATCH.buffers.clear()
-            ours_mib = peak_allocated(step, ours, x, w, bins, sigma)
-            ref_err, ours_err = max_error(x, bins, sigma)
+            speedup = statistics.median(ref_t) / statistics.median(ours_t)
+            if device.type == "cuda":
+                ref_mib = cuda_peak(device, step, soft_histogram_reference, x, w, bins, sigma)
+                ours_mib = cuda_peak(device, step, ours, x, w, bins, sigma)
+            else:
+                ref_mib = peak_allocated(step, soft_histogram_reference, x, w, bins, sigma)
+                _make_plan_cached.cache_clear()  # cold: plan, kernel matrices and scratch
+                _SCRATCH.buffers.clear()
+                ours_mib = peak_allocated(step, ours, x, w, bins, sigma)
+            ref_err, ours_err = max_error(x.cpu(), bins, sigma)
             mode = "per channel" if per_channel else "per image"
-            results[mode, bins, sigma] = ref_ms / ours_ms, ours_mib
+            results[mode, bins, sigma] = speedup, ours_mib
             print(
-                f"{mode:11s} {bins:4d} {sigma:5.0f} {method:>10s} | {ref_ms:7.1f} {ours_ms:7.2f}"
-                f" {ref_ms / ours_ms:6.0f}x | {ref_mib:7.0f} {ours_mib:8.1f} |"
+                f"{mode:11s} {bins:4d} {sigma:5.0f} {method:>10s} | {fmt(ref_t, 1):>17s}"
+                f" {fmt(ours_t, 2):>17s} {speedup:6.0f}x | {ref_mib:7.0f} {ours_mib:8.1f} |"
                 f" {ref_err:8.1e} {ours_err:8.1e}",
                 flush=True,
             )
-    print("\nRSS high-water growth of one cold call in a fresh process (MiB):")
-    for bins in (200, 50):
-        ref_rss = rss_delta("reference", False, bins, 100.0)
-        ours_rss = rss_delta("ours", False, bins, 100.0)
-        print(f"  per image, bins={bins}, sigma=100: reference {ref_rss:.0f}, ours {ours_rss:.1f}")
-    print("\nTargets:")
+    if device.type == "cpu":
+        print("\nRSS high-water growth of one cold call in a fresh process (MiB):")
+        for bins in (200, 50):
+            ref_rss = rss_delta("reference", False, bins, 100.0)
+            ours_rss = rss_delta("ours", False, bins, 100.0)
+            print(
+                f"  per image, bins={bins}, sigma=100: reference {ref_rss:.0f}, ours {ours_rss:.1f}"
+            )
+    print("\nTargets (speedups of medians):")
     for mode in ("per image", "per channel"):
         for bins, want in ((200, 50), (50, 20)):
             if (mode, bins, 100.0) in results:
@@ -188,6 +219,8 @@ def main() -> None:
         f"  peak extra memory, worst case: {worst:.1f} MiB (target < 32) "
         f"{'ok' if worst < 32 else 'MISSED'}"
     )
+    print()
+    print(watch.verdict())
 
 
 if __name__ == "__main__":

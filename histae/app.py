@@ -152,24 +152,32 @@ def exit_status(err: BaseException) -> int:
     return EXIT_DIVERGED if getattr(err, "diverged_only", False) else EXIT_FAILED
 
 
-class _SafeText(logging.Filter):
-    """Log records whose text holds undecodable file names (surrogates) print escaped."""
+def safe_log_records() -> None:
+    """Make every log record's text printable: an undecodable file name (surrogates, from a
+    non-UTF-8 name on disk) is shown backslash-escaped instead of breaking the log handler."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "histae_safe", False):
+        return
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
         try:
             message = record.getMessage()
-        except Exception:
-            return True
+        except Exception:  # a bad format string: logging reports it as it always has
+            return record
         safe = message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         if safe != message:
             record.msg, record.args = safe, None
-        return True
+        return record
+
+    factory.histae_safe = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 def main() -> None:
     """Console entry point: ``histae`` / ``python -m histae`` with Hydra's command line."""
     register()  # the schemas the YAML files extend, before Hydra composes them
-    logging.getLogger("histae").addFilter(_SafeText())
+    safe_log_records()
     for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 file name must not crash a print
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")

@@ -26,7 +26,15 @@ VERSION = 2
 
 # Config keys that change where or how fast a job runs, or how it is watched or launched, not
 # what it computes; a bare name is a whole top-level node.
-RUNTIME_KEYS = ("trainer.resume", "trainer.device", "trainer.threads", "logger", "sweep")
+RUNTIME_KEYS = (
+    "trainer.resume",
+    "trainer.device",
+    "trainer.threads",
+    "trainer.deterministic",
+    "trainer.channels_last",
+    "logger",
+    "sweep",
+)
 
 
 def rng_state() -> dict[str, Any]:

@@ -1,10 +1,13 @@
 """Typed schemas for the config groups, registered in Hydra's ConfigStore.
 
+Schemas hold types only: every value is ``MISSING`` here and written once, with its one-line
+comment, in the option's YAML under ``conf/``.
+
 Each YAML option in ``conf/`` extends one of these (``defaults: [/schema/<group>/<name>@_here_]``),
 so a wrong type (``loss.bins=abc``) or a misspelled key fails at composition, before any training.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,103 +17,144 @@ from omegaconf import MISSING, OmegaConf
 
 @dataclass
 class ModelConf:
-    _target_: str = "histae.model.ConvAutoencoder"
-    shape: list[int] = field(default_factory=lambda: [3, 32, 32])
-    code_size: int = 128
-    channels: list[int] = field(default_factory=lambda: [24, 32, 48])
-    kernel_size: int = 5
-    activation: str = "relu"
+    _target_: str = MISSING
+    shape: list[int] = MISSING
+    code_size: int = MISSING
+    channels: list[int] = MISSING
+    kernel_size: int = MISSING
+    activation: str = MISSING
 
 
 @dataclass
 class HistogramLossConf:
-    _target_: str = "histae.loss.HistogramLoss"
-    bins: int = 100
-    min: float = 0.0
-    max: float = 1.0
-    sigma: float = 100.0
-    loss: str = "l1"
+    _target_: str = MISSING
+    bins: int = MISSING
+    min: float = MISSING
+    max: float = MISSING
+    sigma: float = MISSING
+    loss: str = MISSING
     # false, true or a p-norm order; OmegaConf has no Union of bool and float, hence Any.
-    normalize: Any = False
-    per_channel: bool = False
-    kernel: str = "sigmoid"
+    normalize: Any = MISSING
+    per_channel: bool = MISSING
+    kernel: str = MISSING
 
 
 @dataclass
 class PixelLossConf:
     _target_: str = MISSING
-    reduction: str = "mean"
+    reduction: str = MISSING
 
 
 @dataclass
-class AdamWConf:
-    _target_: str = "torch.optim.AdamW"
-    _partial_: bool = True
-    lr: float = 3e-4
-    weight_decay: float = 0.01
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+class SlicedWassersteinConf:
+    _target_: str = MISSING
+    directions: int = MISSING
+    seed: int = MISSING
+
+
+@dataclass
+class JointHistogramConf:
+    _target_: str = MISSING
+    bins: int = MISSING
+    min: float = MISSING
+    max: float = MISSING
+    sigma: float = MISSING
+    loss: str = MISSING
+    normalize: Any = MISSING  # false, true or a p-norm order (see HistogramLossConf)
+
+
+@dataclass
+class RGBuvConf:
+    _target_: str = MISSING
+    bins: int = MISSING
+    min: float = MISSING
+    max: float = MISSING
+    tau: float = MISSING
+    loss: str = MISSING
+
+
+@dataclass
+class CompositeTermConf:
+    weight: float = MISSING
+    # Any loss option's node, composed from conf/loss/ by the option's defaults list.
+    loss: Any = MISSING
+
+
+@dataclass
+class CompositeLossConf:
+    _target_: str = MISSING
+    terms: dict[str, CompositeTermConf] = MISSING
 
 
 @dataclass
 class AdamConf:
-    _target_: str = "torch.optim.Adam"
-    _partial_: bool = True
-    lr: float = 3e-4
-    weight_decay: float = 0.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    _target_: str = MISSING
+    _partial_: bool = MISSING
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    betas: list[float] = MISSING
 
 
 @dataclass
 class SGDConf:
-    _target_: str = "torch.optim.SGD"
-    _partial_: bool = True
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0
+    _target_: str = MISSING
+    _partial_: bool = MISSING
+    lr: float = MISSING
+    momentum: float = MISSING
+    weight_decay: float = MISSING
 
 
 @dataclass
 class CosineConf:
-    _target_: str = "torch.optim.lr_scheduler.CosineAnnealingLR"
-    _partial_: bool = True
+    _target_: str = MISSING
+    _partial_: bool = MISSING
     T_max: int = MISSING
-    eta_min: float = 0.0
+    eta_min: float = MISSING
 
 
 @dataclass
-class ConstantConf:
-    _target_: str = "torch.optim.lr_scheduler.ConstantLR"
-    _partial_: bool = True
-    factor: float = 1.0
-    total_iters: int = 0
+class ConstantLRConf:
+    _target_: str = MISSING
+    _partial_: bool = MISSING
+    factor: float = MISSING
+    total_iters: int = MISSING
 
 
 @dataclass
 class TrainerConf:
-    batch_size: int = 64
-    max_inputs: int = 48_000
-    val_every_inputs: int = 12_000
-    log_every_inputs: int = 1_000
-    val_images: int = 32
-    seed: int = 1
-    device: str = "auto"
-    threads: int = 0
-    code_reg_weight: float = 1e-4
-    resume: bool = True
-    save_checkpoint: bool = True
+    batch_size: int = MISSING
+    max_inputs: int = MISSING
+    val_every_inputs: int = MISSING
+    log_every_inputs: int = MISSING
+    val_images: int = MISSING
+    seed: int = MISSING
+    device: str = MISSING
+    threads: int = MISSING
+    code_reg_weight: float = MISSING
+    resume: bool = MISSING
+    save_checkpoint: bool = MISSING
+    deterministic: bool = MISSING  # torch.use_deterministic_algorithms (histae.perf)
+    channels_last: bool = MISSING  # the model and batches in channels-last layout (histae.perf)
 
 
 @dataclass
 class LoggerConf:
-    _target_: str = "histae.loggers.make_logger"
-    name: str = "csv"
+    _target_: str = MISSING
+    name: str = MISSING
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
     "model": {"conv_ae": ModelConf},
-    "loss": {"histogram": HistogramLossConf, "pixel": PixelLossConf},
-    "optimizer": {"adamw": AdamWConf, "adam": AdamConf, "sgd": SGDConf},
-    "scheduler": {"cosine": CosineConf, "constant": ConstantConf},
+    "loss": {
+        "histogram": HistogramLossConf,
+        "pixel": PixelLossConf,
+        "sliced_w": SlicedWassersteinConf,
+        "joint_histogram": JointHistogramConf,
+        "rgbuv": RGBuvConf,
+        "composite": CompositeLossConf,
+    },
+    "optimizer": {"adam": AdamConf, "sgd": SGDConf},  # adam: Adam and AdamW alike
+    "scheduler": {"cosine": CosineConf, "none": ConstantLRConf},
     "trainer": {"default": TrainerConf},
     "logger": {"default": LoggerConf},
 }

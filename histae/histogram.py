@@ -188,7 +188,10 @@ def soft_histogram(
         hist = _triangular_histogram(x2, bins, float(min), float(max))
     else:
         plan = _make_plan(bins, float(min), float(max), float(sigma), work.dtype, method, x.device)
-        hist = _SigmoidHistogram.apply(x2, plan, block_size)
+        if torch.is_grad_enabled() and x2.requires_grad:
+            hist = _SigmoidHistogram.apply(x2, plan, block_size)
+        else:  # a target's histogram: no graph node, no saved input
+            hist = _run_forward(x2.contiguous(), plan, block_size)
     return hist.reshape(*lead, bins).to(x.dtype)
 
 
@@ -584,9 +587,9 @@ def _pieces(n_rows: int, n: int, plan: _Plan):
 def _run_forward(x: Tensor, plan: _Plan, block_size: int | None) -> Tensor:
     """(R, N) -> (R, bins) in x.dtype, streaming blocks of values into a table of sums."""
     n_rows, n = x.shape
-    nan_rows = torch.isnan(x).any(1, keepdim=True) if torch.isnan(x).any() else None
-    if nan_rows is not None:
-        x = x.nan_to_num(nan=0.0)  # rows with NaN are overwritten below
+    # No data-dependent branch: `if isnan(x).any()` would wait for the device on a GPU.
+    nan_rows = torch.isnan(x).any(1, keepdim=True)  # (R, 1)
+    x = x.nan_to_num(nan=0.0)  # rows with NaN are overwritten below
     out = torch.empty(n_rows, plan.bins, dtype=torch.float64, device=x.device)
     block = block_size or max(1, _BLOCK_ELEMENTS // plan.width)
     buffers = plan.buffers(min(block, n_rows * n), x.device)
@@ -601,19 +604,14 @@ def _run_forward(x: Tensor, plan: _Plan, block_size: int | None) -> Tensor:
         out[r0:r1] = plan.finish(table)
     # Interpolation errors (< eps) can dip below 0 where the true weight is ~0.
     out = out.clamp_(min=0.0)
-    if nan_rows is not None:
-        out = torch.where(nan_rows, math.nan, out)
-    return out.to(x.dtype)
+    return torch.where(nan_rows, math.nan, out).to(x.dtype)
 
 
-def _run_backward(
-    x: Tensor, grad: Tensor, plan: _Plan, block_size: int | None, has_nan: bool
-) -> Tensor:
+def _run_backward(x: Tensor, grad: Tensor, plan: _Plan, block_size: int | None) -> Tensor:
     """(R, N) values and (R, bins) dL/dhist -> (R, N) dL/dx, recomputing block by block."""
     n_rows, n = x.shape
     grad = grad.to(x.dtype)
-    if has_nan:
-        x = x.nan_to_num(nan=0.0)  # NaN rows have NaN histograms; their gradient is moot
+    x = x.nan_to_num(nan=0.0)  # NaN rows have NaN histograms; their gradient is moot
     out = torch.empty_like(x)
     block = block_size or max(1, _BLOCK_ELEMENTS // plan.width)
     for r0, r1, pieces in _pieces(n_rows, n, plan):
@@ -631,19 +629,18 @@ def _run_backward(
 
 
 class _SigmoidHistogram(torch.autograd.Function):
-    """(R, N) -> (R, bins) sigmoid soft histogram; saves only its input."""
+    """(R, N) -> (R, bins) sigmoid soft histogram; saves only its input. Only for inputs that
+    need a gradient: soft_histogram calls _run_forward directly for the others."""
 
     @staticmethod
     def forward(ctx, x: Tensor, plan: _Plan, block_size: int | None) -> Tensor:
         x = x.contiguous()
         ctx.save_for_backward(x)
         ctx.plan, ctx.block_size = plan, block_size
-        hist = _run_forward(x, plan, block_size)
-        ctx.has_nan = bool(hist.isnan().any())  # hist is tiny; x may be large
-        return hist
+        return _run_forward(x, plan, block_size)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
         (x,) = ctx.saved_tensors
-        return _run_backward(x, grad, ctx.plan, ctx.block_size, ctx.has_nan), None, None
+        return _run_backward(x, grad, ctx.plan, ctx.block_size), None, None

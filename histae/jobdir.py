@@ -79,6 +79,11 @@ METRIC_COLUMNS = [
     "pixel_mse",
     "psnr",
     "hist_w1",
+    "retrieval_top1_channel",
+    "retrieval_rank_channel",
+    "retrieval_top1_joint",
+    "retrieval_rank_joint",
+    "spread_ratio",
 ]
 """Columns of metrics.csv: one row per train average (split=train) or validation (split=val)."""
 

@@ -13,7 +13,8 @@ distances between distributions.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -82,6 +83,7 @@ def histogram_loss(
     normalize: bool | float = False,
     per_channel: bool = False,
     kernel: str = "sigmoid",
+    target_hist: Tensor | None = None,
 ) -> Tensor:
     """Distance between the soft histograms of ``output`` and ``target``.
 
@@ -112,6 +114,9 @@ def histogram_loss(
             number of values per histogram (C*H*W, or H*W per channel). A number ``p``: both
             divided by the p-norm of the output histogram + 1e-7 (the reference's rule).
         per_channel: one histogram per channel (B, C, bins) instead of per image (B, bins).
+        target_hist: (B, bins) or (B, C, bins), ``target``'s histogram computed beforehand
+            (:meth:`HistogramLoss.target_histogram`); ``None``: computed here, without
+            autograd bookkeeping unless ``target`` requires a gradient.
 
     Returns:
         Scalar loss.
@@ -133,7 +138,14 @@ def histogram_loss(
     if loss == "sorted_w1":
         return sorted_w1(out, tgt)
     hist_out = soft_histogram(out, bins, min, max, sigma, kernel)  # (B, bins) or (B, C, bins)
-    hist_tgt = soft_histogram(tgt, bins, min, max, sigma, kernel)
+    if target_hist is None:
+        hist_tgt = soft_histogram(tgt, bins, min, max, sigma, kernel)
+    elif target_hist.shape != hist_out.shape:
+        raise ValueError(
+            f"target_hist has shape {tuple(target_hist.shape)}, expected {tuple(hist_out.shape)}"
+        )
+    else:
+        hist_tgt = target_hist
     if normalize is True:
         hist_out, hist_tgt = hist_out / out.shape[-1], hist_tgt / out.shape[-1]
     elif normalize is not False:
@@ -229,8 +241,27 @@ class HistogramLoss(nn.Module):
         self.loss, self.normalize = loss, normalize
         self.per_channel, self.kernel = bool(per_channel), kernel
 
-    def forward(self, output: Tensor, target: Tensor) -> Tensor:
-        """(B, C, H, W) reconstruction and images -> scalar loss."""
+    @property
+    def has_target_histogram(self) -> bool:
+        """Whether the loss reads a histogram of the target (all but ``sorted_w1``)."""
+        return self.loss != "sorted_w1"
+
+    @torch.no_grad()
+    def target_histogram(self, target: Tensor) -> Tensor:
+        """(B, C, H, W) images -> (B, bins), or (B, C, bins) per channel: what ``forward``
+        compares the output's histogram with, for ``forward(..., target_hist=...)``.
+
+        A tile's histogram never changes, so a trainer can compute it once per tile instead
+        of once per step.
+        """
+        if not self.has_target_histogram:
+            raise ValueError("loss.loss 'sorted_w1' compares sorted values, not histograms")
+        tgt = target.flatten(2 if self.per_channel else 1)
+        return soft_histogram(tgt, self.bins, self.min, self.max, self.sigma, self.kernel)
+
+    def forward(self, output: Tensor, target: Tensor, target_hist: Tensor | None = None) -> Tensor:
+        """(B, C, H, W) reconstruction and images -> scalar loss; ``target_hist``: the
+        target's histogram from :meth:`target_histogram`, if already known."""
         return histogram_loss(
             output,
             target,
@@ -242,6 +273,7 @@ class HistogramLoss(nn.Module):
             self.normalize,
             self.per_channel,
             self.kernel,
+            target_hist,
         )
 
     def extra_repr(self) -> str:
@@ -250,3 +282,86 @@ class HistogramLoss(nn.Module):
             f"loss={self.loss!r}, normalize={self.normalize}, per_channel={self.per_channel}, "
             f"kernel={self.kernel!r}"
         )
+
+
+def composite_loss(
+    output: Tensor, target: Tensor, terms: Sequence[tuple[float, Distance]]
+) -> Tensor:
+    """Weighted sum of losses: ``sum(weight * loss(output, target))`` over ``terms``.
+
+    A term of weight 0 is not evaluated at all, so sweeping a weight down to 0 also removes
+    its cost (and a loss that would be undefined on this input cannot poison the sum).
+
+    Args:
+        output: (B, C, H, W) reconstructions.
+        target: same shape.
+        terms: (weight, loss) pairs; each loss maps (output, target) to a scalar.
+
+    Returns:
+        Scalar loss.
+
+    Example:
+        >>> x, y = torch.zeros(1, 1, 1, 2), torch.ones(1, 1, 1, 2)
+        >>> composite_loss(x, y, [(0.5, F.l1_loss), (0.0, F.mse_loss)]).item()
+        0.5
+    """
+    total = output.new_zeros(())
+    for weight, loss in terms:
+        if weight != 0:
+            total = total + weight * loss(output, target)
+    return total
+
+
+class CompositeLoss(nn.Module):
+    """A weighted sum of losses, each term a ``{weight, loss}`` mapping (``conf/loss/composite``).
+
+    ``terms`` is what Hydra builds from the config: a mapping from a term's name to its
+    ``weight`` (a number, 0 switches the term off) and its ``loss`` (a module or callable). The
+    terms with a nonzero weight are kept as submodules, so their state (e.g. the sliced
+    Wasserstein step counter) is in ``state_dict()``.
+
+    Example:
+        >>> criterion = CompositeLoss({"l1": {"weight": 0.5, "loss": nn.L1Loss()},
+        ...                            "mse": {"weight": 0.0, "loss": nn.MSELoss()}})
+        >>> criterion(torch.zeros(1, 1, 1, 2), torch.ones(1, 1, 1, 2)).item()
+        0.5
+    """
+
+    def __init__(self, terms: Mapping[str, Mapping[str, Any]]) -> None:
+        super().__init__()
+        if not isinstance(terms, Mapping) or not terms:
+            raise ValueError(f"loss.terms must name at least one term, got {terms!r}")
+        self.weights: dict[str, float] = {}
+        self.terms = nn.ModuleDict()
+        for name, term in terms.items():
+            weight, loss = term.get("weight"), term.get("loss")
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise ValueError(f"loss.terms.{name}.weight must be a number, got {weight!r}")
+            if not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"loss.terms.{name}.weight must be >= 0, got {weight!r}")
+            if not callable(loss):
+                raise ValueError(f"loss.terms.{name}.loss must be a loss module, got {loss!r}")
+            if weight == 0:
+                continue  # not built into the sum: costs nothing
+            self.weights[name] = float(weight)
+            self.terms[name] = loss if isinstance(loss, nn.Module) else _Wrapped(loss)
+        if not self.weights:
+            raise ValueError("loss.terms: every weight is 0; give at least one term a weight > 0")
+
+    def forward(self, output: Tensor, target: Tensor) -> Tensor:
+        """(B, C, H, W) reconstruction and images -> scalar loss."""
+        return composite_loss(output, target, [(self.weights[k], m) for k, m in self.terms.items()])
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={w:g}" for k, w in self.weights.items())
+
+
+class _Wrapped(nn.Module):
+    """A plain callable loss as a module (so it fits an ``nn.ModuleDict``)."""
+
+    def __init__(self, fn: Distance) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, output: Tensor, target: Tensor) -> Tensor:
+        return self.fn(output, target)

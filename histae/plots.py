@@ -11,11 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
 from histae.atomic import atomic_write
@@ -116,11 +113,18 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda f: Image.fromarray(image).save(f, format="PNG"))
 
 
-def save_figure(fig: plt.Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
-    """Atomically save a matplotlib figure as PNG and close it."""
+def subplots(*grid: int, figsize: tuple[float, float], **kwargs: Any) -> tuple[Figure, Any]:
+    """``plt.subplots`` without pyplot: a bare Figure draws with Agg, so nothing selects a
+    backend at import and jobs run without a display; ``layout`` goes to the Figure."""
+    layout = kwargs.pop("layout", None)
+    fig = Figure(figsize=figsize, layout=layout)
+    return fig, fig.subplots(*grid, **kwargs)
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Atomically save a matplotlib figure as PNG."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
     return atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
@@ -144,7 +148,7 @@ def plot_loss(
 
     The loss axis is logarithmic when the curve spans more than a factor of 10.
     """
-    fig, (ax, ax_psnr) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (ax, ax_psnr) = subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
     spans = []
     for key, axis in (("loss", ax), ("psnr", ax_psnr)):
         for split, style in (("train", "-"), ("val", "o")):
@@ -257,7 +261,7 @@ def plot_histograms(
             coarse, shown_edges = rebin(value, edges, display_bins)
             fractions[key] = coarse / total
     n = shape[0]
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         2,
         n,
         figsize=(4.3 * n, 5.6),

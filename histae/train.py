@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import random
 import signal
 import threading
 import time
@@ -21,213 +19,28 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
-from torch import Tensor, nn
+from omegaconf import DictConfig
+from torch import Tensor
 
+from histae.build import Setup, build_job, job_config, seed_everything
 from histae.checkpoint import (
-    RUNTIME_KEYS,
     check_resumable,
-    first_difference,
     load_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
-from histae.data import TileSet
-from histae.jobdir import (
-    CHECKPOINT,
-    GRID,
-    HISTOGRAMS,
-    LOSS_PLOT,
-    MULTIRUN,
-    JobDir,
-    JobStopped,
-    recorded_config,
-)
-from histae.labels import describe_config, loss_axis_label
+from histae.checks import check_config, check_folder
+from histae.jobdir import CHECKPOINT, JobDir, JobStopped
 from histae.loggers import final_rows, job_hparams
-from histae.metrics import image_metrics
+from histae.metrics import image_metrics, input_dependence
 from histae.model import count_parameters
-from histae.objective import Objective
-from histae.plots import plot_histograms, plot_loss, reconstruction_grid, save_png
+from histae.perf import deterministic_mode, prepare_batch
 from histae.progress import Progress, total_images
+from histae.validation import draw_validation, to_float, validate
 
 log = logging.getLogger("histae")
-
-VAL_BATCH = 256  # validation batch: memory, not results, depends on it
-
-
-# ----------------------------------------------------------------------------------------------
-# Checks and setup
-
-
-def build(node: DictConfig) -> Any:
-    """``instantiate(node)``, but a ValueError or OSError from the target surfaces as itself.
-
-    Hydra wraps every error of a target in an InstantiationException whose message repeats the
-    target's path; the user's problem is the wrapped one-line message, so that is what we raise.
-    """
-    try:
-        return instantiate(node)
-    except InstantiationException as err:
-        if isinstance(err.__cause__, ValueError | OSError):
-            raise err.__cause__ from None
-        raise
-
-
-def _finite(value: float) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
-
-
-def check_config(cfg: DictConfig) -> None:
-    """Reject values the schemas' types cannot: one ValueError naming the key and what is valid."""
-    t = cfg.trainer
-    for key in ("batch_size", "max_inputs", "val_every_inputs", "log_every_inputs"):
-        if t[key] < 1:
-            raise ValueError(f"trainer.{key} must be >= 1, got {t[key]}")
-    if t.val_images < 0:
-        raise ValueError(f"trainer.val_images must be >= 0, got {t.val_images}")
-    if t.threads < 0:
-        raise ValueError(f"trainer.threads must be >= 0 (0 = torch's default), got {t.threads}")
-    if not (_finite(t.code_reg_weight) and t.code_reg_weight >= 0):
-        raise ValueError(
-            f"trainer.code_reg_weight must be a finite number >= 0, got {t.code_reg_weight}"
-        )
-    lr = cfg.optimizer.get("lr")
-    if lr is not None and not (_finite(lr) and lr > 0):
-        raise ValueError(f"optimizer.lr must be a finite number > 0, got {lr}")
-    check_histogram_memory(cfg)
-    resolve_device(t.device)
-
-
-# Measured peak memory of one histogram-loss step (fwd + bwd) per image and bin: about 2 KB at
-# 10,000 and 30,000 bins (1.4 and 3.7 GB at batch 64). Allow half of this machine's memory.
-_BYTES_PER_IMAGE_BIN = 2048
-
-
-def check_histogram_memory(cfg: DictConfig) -> None:
-    """Refuse a ``loss.bins`` whose per-step histograms would not fit in memory, before training."""
-    bins = cfg.loss.get("bins")
-    if not isinstance(bins, int) or bins < 1:
-        return
-    groups = cfg.model.shape[0] if cfg.loss.get("per_channel") else 1
-    per_bin = cfg.trainer.batch_size * groups * _BYTES_PER_IMAGE_BIN
-    budget = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    if bins * per_bin > budget:
-        raise ValueError(
-            f"loss.bins={bins} needs about {bins * per_bin / 2**30:.0f} GiB per step at "
-            f"trainer.batch_size={cfg.trainer.batch_size}, over half this machine's memory; "
-            f"use at most {budget // per_bin} bins"
-        )
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda if available else cpu; ``cpu``, ``cuda``, ``cuda:N`` as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise ValueError(f"trainer.device must be auto, cpu, cuda or cuda:N, got {name!r}")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(
-            f"trainer.device must be auto, cpu, cuda or cuda:N, got {name!r}"
-        ) from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ValueError(
-                f"trainer.device={name} but no CUDA device is available; use auto or cpu"
-            )
-        if device.index is not None and device.index >= count:
-            raise ValueError(
-                f"trainer.device={name} but this machine has {count} CUDA device(s): "
-                f"use cuda:0 to cuda:{count - 1}"
-            )
-    return device
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def job_config(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config without its runtime-only keys: what defines a job's results."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(resolved, dict)
-    for key in RUNTIME_KEYS:
-        group, _, name = key.partition(".")
-        if name:
-            resolved.get(group, {}).pop(name, None)
-        else:  # a whole top-level node (logger, sweep): how the job runs or was launched
-            resolved.pop(group, None)
-    return resolved
-
-
-def check_folder(job_dir: Path, config: dict[str, Any], replace: bool = False) -> None:
-    """Refuse a folder that holds a sweep, or another job (a different config), before any write.
-
-    ``replace`` (``trainer.resume=false``) lets a job start over in another job's folder.
-    """
-    if (job_dir / MULTIRUN).is_file():
-        raise ValueError(
-            f"{job_dir} is a sweep folder (it holds {MULTIRUN} and job folders), not a job's; "
-            "choose another hydra.run.dir"
-        )
-    recorded = None if replace else recorded_config(job_dir)
-    difference = first_difference(recorded, config) if recorded is not None else None
-    if difference is not None:
-        key, old, new = difference
-        raise ValueError(
-            f"{job_dir} holds another job (made with {key}={old}, the config says {key}={new}); "
-            "choose another folder, or use trainer.resume=false to replace it"
-        )
-
-
-@dataclass
-class Setup:
-    """What a job trains with, built from its config."""
-
-    tiles: TileSet
-    model: nn.Module
-    objective: Objective
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    device: torch.device
-    open_logger: Callable[..., Any]  # histae.loggers: the job's extra logger (csv: none)
-
-
-def build_job(cfg: DictConfig) -> Setup:
-    """Instantiate data, model, loss, optimizer and scheduler; check they fit together."""
-    t = cfg.trainer
-    device = resolve_device(t.device)
-    tiles: TileSet = build(cfg.data)
-    model: nn.Module = build(cfg.model)
-    if tuple(tiles.shape) != tuple(model.shape):
-        raise ValueError(
-            f"data tiles have shape {list(tiles.shape)} but model.shape is {list(model.shape)}; "
-            "set model.shape to the data's shape"
-        )
-    if len(tiles.train) < t.batch_size:
-        raise ValueError(
-            f"trainer.batch_size={t.batch_size} is larger than the {len(tiles.train)} training "
-            "tiles; lower it"
-        )
-    if len(tiles.val) == 0:
-        raise ValueError("the data has no validation tiles; add tiles or lower data.val_every")
-    model.to(device)
-    objective = Objective(build(cfg.loss), t.code_reg_weight).to(device)
-    optimizer = build(cfg.optimizer)(model.parameters())
-    scheduler = build(cfg.scheduler)(optimizer)
-    open_logger = build(cfg.logger)  # a missing package fails here, before training
-    return Setup(tiles, model, objective, optimizer, scheduler, device, open_logger)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -259,11 +72,6 @@ def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
     return torch.randperm(n, generator=generator)
 
 
-def to_float(tiles: Tensor, device: torch.device) -> Tensor:
-    """(B, C, H, W) uint8 -> float32 in [0, 1] on ``device``."""
-    return tiles.to(device, non_blocking=True).float().div_(255.0)
-
-
 def accumulate(state: TrainState, parts: dict[str, Tensor], n: int) -> None:
     """Add a step's scalars, weighted by its ``n`` images, to the open row, on the device.
 
@@ -289,65 +97,6 @@ def close_row(state: TrainState, lr: float) -> dict[str, Any]:
     return row
 
 
-@torch.no_grad()
-def validate(setup: Setup, val: Tensor) -> tuple[dict[str, float], Tensor]:
-    """Loss parts and image metrics averaged over all (M, C, H, W) uint8 validation tiles.
-
-    Returns the averages and the (M, C, H, W) float reconstructions on the CPU.
-    """
-    setup.model.eval()
-    sums: dict[str, Tensor] = {}
-    outputs = []
-    for start in range(0, len(val), VAL_BATCH):
-        x = to_float(val[start : start + VAL_BATCH], setup.device)
-        output, code = setup.model.reconstruct(x)
-        parts = setup.objective(output, code, x)
-        values = {**{k: v * len(x) for k, v in parts.items()}, **image_metrics(output, x)}
-        for key, value in values.items():
-            sums[key] = sums.get(key, 0.0) + value.double().sum()
-        outputs.append(output.cpu())
-    setup.model.train()
-    keys = list(sums)
-    averages = (torch.stack([sums[k] for k in keys]) / len(val)).tolist()
-    return dict(zip(keys, averages, strict=True)), torch.cat(outputs)
-
-
-def colour_histograms(images: Tensor, edges: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) float images, clamped to [0, 1] -> (C, len(edges) - 1) counts per channel."""
-    values = images.clamp(0, 1).transpose(0, 1).flatten(1).numpy()
-    return np.stack([np.histogram(v, bins=edges)[0] for v in values])
-
-
-def draw_validation(
-    job: JobDir, state: TrainState, val: Tensor, recon: Tensor, count: int, config: dict
-) -> np.ndarray | None:
-    """The job's own pictures and samples at a validation: grids, samples, loss and colours.
-
-    Returns the reconstruction grid, (H, W, 3) uint8, or None when ``count`` is 0.
-    """
-    originals, grid = val.float() / 255.0, None
-    if count:
-        grid = reconstruction_grid(originals[:count].numpy(), recon[:count].numpy(), labelled=True)
-        save_png(grid, job.grid_path(state.inputs))
-        save_png(grid, job.path / GRID)
-    edges = np.linspace(0.0, 1.0, 257)
-    samples = {
-        "inputs": state.inputs,
-        "originals": originals[:count].numpy(),
-        "reconstructions": recon[:count].numpy(),
-        "hist_edges": edges,
-        "hist_originals": colour_histograms(originals, edges),
-        "hist_reconstructions": colour_histograms(recon, edges),
-    }
-    job.write_samples(samples)
-    title = describe_config(config)
-    plot_loss(state.rows, job.path / LOSS_PLOT, title=title, ylabel=loss_axis_label(config))
-    plot_histograms(
-        samples, job.path / HISTOGRAMS, title=f"{title}: colours of all validation images"
-    )
-    return grid
-
-
 def save_job_checkpoint(
     job: JobDir, setup: Setup, state: TrainState, config: dict[str, Any]
 ) -> None:
@@ -360,6 +109,7 @@ def save_job_checkpoint(
             "model": setup.model.state_dict(),
             "optimizer": setup.optimizer.state_dict(),
             "scheduler": setup.scheduler.state_dict(),
+            "criterion": setup.objective.criterion.state_dict(),  # sliced_w's generator
             "state": cpu_state,
             "rng": rng_state(),
             "config": config,
@@ -372,6 +122,8 @@ def restore(setup: Setup, checkpoint: dict[str, Any]) -> TrainState:
     setup.model.load_state_dict(checkpoint["model"])
     setup.optimizer.load_state_dict(checkpoint["optimizer"])
     setup.scheduler.load_state_dict(checkpoint["scheduler"])
+    if "criterion" in checkpoint:  # a loss's own state: sliced_w's direction generator
+        setup.objective.criterion.load_state_dict(checkpoint["criterion"])
     set_rng_state(checkpoint["rng"])
     state = TrainState(**checkpoint["state"])
     state.window = {k: v.to(setup.device) for k, v in state.window.items()}
@@ -478,7 +230,7 @@ def train(
 ) -> dict[str, Any]:
     """Check ``cfg``, then train one job (:func:`run_job`) with ``trainer.threads`` threads."""
     check_config(cfg)
-    with torch_threads(cfg.trainer.threads):
+    with torch_threads(cfg.trainer.threads), deterministic_mode(cfg.trainer.deterministic):
         return run_job(cfg, job_dir, on_start)
 
 
@@ -493,13 +245,14 @@ def next_batch(state: TrainState, tiles: Tensor, cfg: DictConfig, device: torch.
     order = epoch_order(len(tiles), cfg.trainer.seed, state.epoch)
     index = order[state.position * batch : (state.position + 1) * batch]
     state.position += 1
-    return to_float(tiles[index], device)
+    return prepare_batch(to_float(tiles[index], device), cfg.trainer.channels_last), index
 
 
-def train_step(setup: Setup, x: Tensor) -> dict[str, Tensor]:
-    """One optimizer and scheduler step on (B, C, H, W) ``x``; the loss parts and pixel metrics."""
+def train_step(setup: Setup, x: Tensor, index: Tensor) -> dict[str, Tensor]:
+    """One optimizer and scheduler step on (B, C, H, W) ``x``, the tiles ``index``; the loss
+    parts and pixel metrics."""
     output, code = setup.model.reconstruct(x)
-    parts = setup.objective(output, code, x)
+    parts = setup.objective(output, code, x, criterion=setup.criterion_for(index))
     setup.optimizer.zero_grad(set_to_none=True)
     parts["loss"].backward()
     setup.optimizer.step()
@@ -520,12 +273,13 @@ def validation(
 ) -> dict[str, float]:
     """Validate, draw the job's pictures, log them, checkpoint; the validation metrics row."""
     metrics, recon = validate(setup, val)
+    metrics.update(input_dependence(val.float() / 255.0, recon))
     state.rows.append({"inputs": state.inputs, "split": "val", **metrics})
     state.next_val += cfg.trainer.val_every_inputs
     job.write_metrics(state.rows)
     logger.log_row(state.rows[-1])
     count = min(cfg.trainer.val_images, len(val))
-    grid = draw_validation(job, state, val, recon, count, config)
+    grid = draw_validation(job, state.inputs, state.rows, val, recon, count, config)
     if grid is not None:
         logger.log_image(state.inputs, grid)
     if cfg.trainer.save_checkpoint:
@@ -610,9 +364,9 @@ def run_job(
         ):
             while state.inputs < t.max_inputs:
                 # --- batch, step
-                x = next_batch(state, train_tiles, cfg, setup.device)
+                x, index = next_batch(state, train_tiles, cfg, setup.device)
                 lr = setup.optimizer.param_groups[0]["lr"]
-                accumulate(state, train_step(setup, x), len(x))
+                accumulate(state, train_step(setup, x, index), len(x))
                 state.inputs, state.step = state.inputs + len(x), state.step + 1
                 state.wall_time = job.wall_time = wall_before + time.perf_counter() - start
                 job.inputs, end = state.inputs, state.inputs >= t.max_inputs

@@ -302,3 +302,14 @@ def test_bad_arguments_raise_one_clear_line(kwargs: dict, match: str) -> None:
 def test_integer_input_is_refused() -> None:
     with pytest.raises(ValueError, match="x must be a floating point tensor"):
         soft_histogram(torch.arange(5), 4)
+
+
+def test_an_input_without_gradient_builds_no_graph_node() -> None:
+    # A loss's target: computed directly, nothing saved for a backward that never comes.
+    x = values((2, 300), 0.0, 1.0)
+    plain = soft_histogram(x, 20, sigma=90.0)
+    assert plain.grad_fn is None
+    tracked = soft_histogram(x.clone().requires_grad_(), 20, sigma=90.0)
+    assert tracked.grad_fn is not None and torch.equal(tracked.detach(), plain)
+    with torch.no_grad():
+        assert soft_histogram(x.clone().requires_grad_(), 20, sigma=90.0).grad_fn is None

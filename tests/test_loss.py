@@ -231,3 +231,24 @@ def test_bad_arguments_name_the_key(kwargs: dict, match: str) -> None:
 def test_mismatched_shapes_are_refused() -> None:
     with pytest.raises(ValueError, match=r"output and target shapes differ"):
         HistogramLoss()(images(0), images(1, s=4))
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_a_precomputed_target_histogram_gives_the_same_loss(per_channel: bool) -> None:
+    out, tgt = images(15).requires_grad_(True), images(16)
+    criterion = HistogramLoss(24, sigma=80.0, per_channel=per_channel)
+    target_hist = criterion.target_histogram(tgt)
+    assert target_hist.shape == ((3, 3, 24) if per_channel else (3, 24))
+    assert target_hist.grad_fn is None and not target_hist.requires_grad
+    cached = criterion(out, tgt, target_hist=target_hist)
+    assert torch.equal(cached, criterion(out, tgt))
+    (grad,) = torch.autograd.grad(cached, out)
+    assert torch.equal(grad, torch.autograd.grad(criterion(out, tgt), out)[0])
+
+
+def test_a_target_histogram_of_the_wrong_shape_is_refused() -> None:
+    criterion = HistogramLoss(24)
+    with pytest.raises(ValueError, match=r"^target_hist has shape \(3, 12\), expected \(3, 24\)$"):
+        criterion(images(0), images(1), target_hist=torch.zeros(3, 12, dtype=torch.float64))
+    with pytest.raises(ValueError, match="sorted_w1' compares sorted values"):
+        HistogramLoss(24, loss="sorted_w1").target_histogram(images(0))

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from histae.artifacts import read_metrics
+from histae.jobdir import read_metrics
 from histae.loggers import (
     MISSING_TENSORBOARD,
     MissingPackageError,

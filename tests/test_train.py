@@ -85,7 +85,8 @@ def test_grid_shows_the_validation_tiles(tiny_job) -> None:
     tiles = instantiate(cfg.data)
     with Image.open(job_dir / "reconstructions.png") as grid:
         pixels = np.asarray(grid.convert("RGB"))
-    first = pixels[: 32 * 4 : 4, : 32 * 4 : 4].transpose(2, 0, 1)
+    margin = pixels.shape[1] - 8 * 32 * 4  # the row labels on the left
+    first = pixels[: 32 * 4 : 4, margin : margin + 32 * 4 : 4].transpose(2, 0, 1)
     np.testing.assert_array_equal(first, tiles.val[0])
 
 
@@ -134,7 +135,7 @@ def test_a_finished_job_is_skipped_on_rerun(tiny_job, monkeypatch) -> None:
     def no_building(node):  # a skipped job must not even build its data or model
         raise AssertionError("a finished job was built again")
 
-    monkeypatch.setattr(train_module, "build", no_building)
+    monkeypatch.setattr(train_module, "build_job", no_building)
     again = train(cfg, job_dir)
     assert again["final"] == json.loads(json.dumps(summary["final"]))
 
@@ -147,7 +148,7 @@ def test_a_job_runs_on_cuda(compose_cfg, tmp_path) -> None:
 
 
 def test_device_auto_picks_what_is_there() -> None:
-    from histae.train import resolve_device
+    from histae.checks import resolve_device
 
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu").type == "cpu"

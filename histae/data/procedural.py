@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from histae.data.tileset import TileSet, split_by_hash
+from histae.data.tileset import TileSet, check_shape, check_val_every, split_by_hash
 
 KINDS: tuple[str, ...] = ("floor", "brick", "stone", "grass", "water", "sprite")
 LOGICAL = 16  # logical pixels per side; the tile size must be a multiple of it
@@ -559,9 +559,7 @@ _DRAW: tuple[Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]
 
 def _check_shape(shape: Sequence[int]) -> int:
     """Validate a (3, S, S) tile shape and return S."""
-    dims = tuple(int(d) for d in shape)
-    if len(dims) != 3 or dims[0] != 3:
-        raise ValueError(f"data.shape (from model.shape) must be (3, S, S), got {list(dims)}")
+    dims = check_shape(list(shape))
     size = dims[1]
     if dims[2] != size or size < LOGICAL or size % LOGICAL:
         raise ValueError(
@@ -640,7 +638,6 @@ def procedural_tiles(
         TileSet of (N, 3, S, S) and (M, 3, S, S) uint8 with N + M == count. A small count
         can leave validation empty (about 0.95**count at val_every=20); the trainer says so.
     """
-    if val_every < 2:
-        raise ValueError(f"data.val_every must be >= 2, got {val_every}")
+    check_val_every(val_every)
     tiles, _ = generate_tiles(count, seed, shape)
     return split_by_hash(tiles, val_every)

@@ -29,7 +29,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
-from histae.data.tileset import TileSet, split_by_hash
+from histae.data.tileset import TileSet, check_shape, check_val_every, split_by_hash
 
 log = logging.getLogger(__name__)
 
@@ -469,16 +469,10 @@ def _check_settings(
     shape: Sequence[int], val_every: int, min_coverage: float, resample: str
 ) -> tuple[int, int]:
     """Validate the settings shared by both loaders; returns the model's (height, width)."""
-    dims = list(shape) if isinstance(shape, Sequence) and not isinstance(shape, str) else None
-    if (
-        dims is None
-        or len(dims) != 3
-        or dims[0] != 3
-        or not all(_is_int(d) and d >= 1 for d in dims)
-    ):
-        raise ValueError(f"data.shape must be [3, height, width] (RGB tiles), got {_show(shape)}")
-    if not _is_int(val_every) or val_every < 2:
-        raise ValueError(f"data.val_every must be an int >= 2, got {val_every!r}")
+    dims = check_shape(
+        list(shape) if isinstance(shape, Sequence) and not isinstance(shape, str) else shape
+    )
+    check_val_every(val_every)
     if (
         isinstance(min_coverage, bool)
         or not isinstance(min_coverage, (int, float))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,27 @@ class TileSet:
         return tuple(self.train.shape[1:])  # type: ignore[return-value]
 
 
+def check_val_every(val_every: object) -> int:
+    """``data.val_every`` as an int >= 2 (every loader's one check, one wording)."""
+    if isinstance(val_every, bool) or not isinstance(val_every, int) or val_every < 2:
+        raise ValueError(f"data.val_every must be an int >= 2, got {val_every!r}")
+    return val_every
+
+
+def check_shape(shape: object) -> tuple[int, int, int]:
+    """``data.shape`` as ``(3, height, width)`` of positive ints (every loader's one check)."""
+    dims = list(shape) if isinstance(shape, Sequence) and not isinstance(shape, str) else None
+    if (
+        dims is None
+        or len(dims) != 3
+        or dims[0] != 3
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims)
+    ):
+        shown = list(shape) if isinstance(shape, Sequence) and not isinstance(shape, str) else shape
+        raise ValueError(f"data.shape must be [3, height, width] (RGB tiles), got {shown!r}")
+    return (dims[0], dims[1], dims[2])
+
+
 def is_validation(tiles: np.ndarray, every: int = 20) -> np.ndarray:
     """Which tiles belong to validation, decided by a hash of each tile's pixels.
 
@@ -39,8 +61,7 @@ def is_validation(tiles: np.ndarray, every: int = 20) -> np.ndarray:
     Returns:
         (N,) bool.
     """
-    if every < 2:
-        raise ValueError(f"data.val_every must be >= 2, got {every}")
+    check_val_every(every)
     flat = np.ascontiguousarray(tiles).reshape(len(tiles), -1)
     digests = np.fromiter(
         (

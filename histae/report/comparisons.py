@@ -10,13 +10,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import Rectangle
 
 from histae.labels import value_key
-from histae.plots import save_figure
+from histae.plots import save_figure, subplots
 from histae.report.measures import RAW_LOSS, Metric
 from histae.report.settings import Setting, final_value
 
@@ -76,7 +74,7 @@ def plot_heatmaps(
     panels = [*metrics, RAW_LOSS] if raw else list(metrics)
     cols = min(3, max(1, len(panels)))  # at most three across, so the numbers stay readable
     rows = -(-max(1, len(panels)) // cols)
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False, layout="constrained"
     )
     for ax in axes.flat[len(panels) :]:
@@ -101,7 +99,7 @@ def plot_heatmaps(
             color = "white" if dark else "black"
             ax.text(j, i, text, ha="center", va="center", fontsize=9, color=color)
             if value == best:
-                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=3, ec="red"))
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=3, ec="red"))
         ax.set_xticks(range(len(m.cols)), m.cols)
         ax.set_yticks(range(len(m.rows)), m.rows)
         ax.set_xlabel(short.get(keys[1], keys[1]))
@@ -149,7 +147,7 @@ def plot_marginals(
     seeds) against the key's values."""
     drawn = {key: marginal(settings, key, metric) for key in keys}
     n = max(1, len(keys))
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         1, n, figsize=(3.4 * n + 0.6, 3.3), sharey=True, squeeze=False, layout="constrained"
     )
     for ax, key in zip(axes[0], keys, strict=False):
@@ -181,8 +179,8 @@ def plot_parallel(
     means = {s.label: (s.stat(metric.key).mean if s.stat(metric.key) else np.nan) for s in settings}
     finite = [v for v in means.values() if np.isfinite(v)]
     lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
-    cmap = plt.get_cmap(_cmap(metric))
-    fig, ax = plt.subplots(figsize=(2.2 * (len(keys) + 1) + 1, 4), layout="constrained")
+    cmap = matplotlib.colormaps.get_cmap(_cmap(metric))
+    fig, ax = subplots(figsize=(2.2 * (len(keys) + 1) + 1, 4), layout="constrained")
     drawn: dict[str, list[float]] = {}
     for setting in settings:
         ys = [

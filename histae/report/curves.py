@@ -9,16 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter
 
 from histae.labels import loss_axis_label
-from histae.plots import save_figure
+from histae.plots import save_figure, subplots
 from histae.report.measures import Metric, row_value, tv_scale
 from histae.report.reading import Job
 from histae.report.settings import Setting
@@ -43,7 +41,7 @@ def series(jobs: Sequence[Job], split: str, key: str) -> Series:
     return x, mean, low, high
 
 
-def _draw(ax: plt.Axes, settings: Sequence[Setting], key: str) -> dict[str, dict[str, Series]]:
+def _draw(ax: Axes, settings: Sequence[Setting], key: str) -> dict[str, dict[str, Series]]:
     drawn: dict[str, dict[str, Series]] = {}
     for setting in settings:
         for split in ("train", "val"):
@@ -69,7 +67,7 @@ def _draw(ax: plt.Axes, settings: Sequence[Setting], key: str) -> dict[str, dict
     return drawn
 
 
-def _legend(fig: plt.Figure, settings: Sequence[Setting]) -> None:
+def _legend(fig: Figure, settings: Sequence[Setting]) -> None:
     handles = [Line2D([], [], color=s.color, linewidth=2, label=_legend_label(s)) for s in settings]
     handles += [
         Line2D([], [], color="grey", linestyle="-", label="train (average)"),
@@ -99,7 +97,7 @@ def plot_curves(
         (inputs, mean, min, max) as drawn.
     """
     key = loss_key([job for s in settings for job in s.jobs])
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), layout="constrained")
+    fig, axes = subplots(1, 2, figsize=(13, 4.8), layout="constrained")
     drawn = {key: _draw(axes[0], settings, key), lead.key: _draw(axes[1], settings, lead.key)}
     axes[0].set_ylabel(
         "histogram loss as total variation (0..1)"
@@ -124,7 +122,7 @@ def plot_raw_loss(
     Args:
         colors: job name -> colour (its setting's).
     """
-    fig, ax = plt.subplots(figsize=(11, 4.6), layout="constrained")
+    fig, ax = subplots(figsize=(11, 4.6), layout="constrained")
     drawn: dict[str, dict[str, Series]] = {}
     for job in jobs:
         fake = Setting(job.setting, job.label, [job], colors.get(job.name, "#000000"))

@@ -64,7 +64,11 @@ METRICS: dict[str, Metric] = {
         Metric("pixel_l1", "pixel L1"),
         Metric("psnr", "PSNR (dB)", higher_is_better=True),
         Metric("hist_tv", "histogram loss, normalised (TV)"),
-        Metric("retrieval_top1", "colour retrieval top-1", higher_is_better=True),
+        Metric("retrieval_top1_joint", "colour retrieval top-1 (joint)", higher_is_better=True),
+        Metric(
+            "retrieval_top1_channel", "colour retrieval top-1 (per channel)", higher_is_better=True
+        ),
+        Metric("spread_ratio", "spread of outputs / inputs", higher_is_better=True),
     )
 }
 """The lead metrics in the order shown; a sweep shows those its jobs have values for."""

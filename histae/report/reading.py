@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from histae.jobdir import HYDRA, JobRecord, is_job_dir, read_job, recorded_config
+from histae.jobdir import HYDRA, MULTIRUN, JobRecord, is_job_dir, read_job, recorded_config
 from histae.labels import (
     REPLICATE_KEY,
     label,
@@ -26,8 +26,6 @@ from histae.labels import (
     varying_keys,
 )
 from histae.report.measures import is_collapsed
-
-MULTIRUN = "multirun.yaml"  # Hydra's record of a sweep
 
 
 @dataclass

@@ -142,7 +142,8 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
 
     def check_jobs(self, sweep_dir: Path) -> None:
         """Compose and check every job, and the folders they will write, before any write."""
-        from histae.train import check_config, check_folder, job_config
+        from histae.build import job_config
+        from histae.checks import check_config, check_folder
 
         assert self.config is not None and self.hydra_context is not None
         loader = self.hydra_context.config_loader

@@ -1,0 +1,97 @@
+"""From a composed config to the objects a job trains with: data, model, objective, optimizer."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from histae.checkpoint import RUNTIME_KEYS
+from histae.checks import resolve_device
+from histae.data import TileSet
+from histae.objective import Objective
+from histae.perf import per_tile_criterion, prepare_model
+
+
+def build(node: DictConfig) -> Any:
+    """``instantiate(node)``, but a ValueError or OSError from the target surfaces as itself.
+
+    Hydra wraps every error of a target in an InstantiationException whose message repeats the
+    target's path; the user's problem is the wrapped one-line message, so that is what we raise.
+    """
+    try:
+        return instantiate(node)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ValueError | OSError):
+            raise err.__cause__ from None
+        raise
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def job_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config without its runtime-only keys: what defines a job's results."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    for key in RUNTIME_KEYS:
+        group, _, name = key.partition(".")
+        if name:
+            resolved.get(group, {}).pop(name, None)
+        else:  # a whole top-level node (logger, sweep): how the job runs or was launched
+            resolved.pop(group, None)
+    return resolved
+
+
+@dataclass
+class Setup:
+    """What a job trains with, built from its config."""
+
+    tiles: TileSet
+    model: nn.Module
+    objective: Objective
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    device: torch.device
+    open_logger: Callable[..., Any]  # histae.loggers: the job's extra logger (csv: none)
+    criterion_for: Callable[[Any], Any]  # (B,) tile index -> the loss with cached targets
+
+
+def build_job(cfg: DictConfig) -> Setup:
+    """Instantiate data, model, loss, optimizer and scheduler; check they fit together."""
+    t = cfg.trainer
+    device = resolve_device(t.device)
+    tiles: TileSet = build(cfg.data)
+    model: nn.Module = build(cfg.model)
+    if tuple(tiles.shape) != tuple(model.shape):
+        raise ValueError(
+            f"data tiles have shape {list(tiles.shape)} but model.shape is {list(model.shape)}; "
+            "set model.shape to the data's shape"
+        )
+    if len(tiles.train) < t.batch_size:
+        raise ValueError(
+            f"trainer.batch_size={t.batch_size} is larger than the {len(tiles.train)} training "
+            "tiles; lower it"
+        )
+    if len(tiles.val) == 0:
+        raise ValueError("the data has no validation tiles; add tiles or lower data.val_every")
+    prepare_model(model.to(device), t.channels_last)
+    objective = Objective(build(cfg.loss), t.code_reg_weight).to(device)
+    optimizer = build(cfg.optimizer)(model.parameters())
+    scheduler = build(cfg.scheduler)(optimizer)
+    open_logger = build(cfg.logger)  # a missing package fails here, before training
+    # Each training tile's target histogram, once: a tile's histogram never changes.
+    criterion_for = per_tile_criterion(objective.criterion, torch.from_numpy(tiles.train), device)
+    return Setup(tiles, model, objective, optimizer, scheduler, device, open_logger, criterion_for)

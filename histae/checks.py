@@ -1,0 +1,109 @@
+"""Checks of a job's config and folder that run before anything is built or written.
+
+Each raises one ``ValueError`` naming the key or folder, what is valid, and what arrived.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from histae.checkpoint import first_difference
+from histae.jobdir import MULTIRUN, recorded_config
+
+
+def _finite(value: float) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Reject values the schemas' types cannot: one ValueError naming the key and what is valid."""
+    t = cfg.trainer
+    for key in ("batch_size", "max_inputs", "val_every_inputs", "log_every_inputs"):
+        if t[key] < 1:
+            raise ValueError(f"trainer.{key} must be >= 1, got {t[key]}")
+    if t.val_images < 0:
+        raise ValueError(f"trainer.val_images must be >= 0, got {t.val_images}")
+    if t.threads < 0:
+        raise ValueError(f"trainer.threads must be >= 0 (0 = torch's default), got {t.threads}")
+    if not (_finite(t.code_reg_weight) and t.code_reg_weight >= 0):
+        raise ValueError(
+            f"trainer.code_reg_weight must be a finite number >= 0, got {t.code_reg_weight}"
+        )
+    lr = cfg.optimizer.get("lr")
+    if lr is not None and not (_finite(lr) and lr > 0):
+        raise ValueError(f"optimizer.lr must be a finite number > 0, got {lr}")
+    check_histogram_memory(cfg)
+    resolve_device(t.device)
+
+
+# Measured peak memory of one histogram-loss step (fwd + bwd) per image and bin: about 2 KB at
+# 10,000 and 30,000 bins (1.4 and 3.7 GB at batch 64). Allow half of this machine's memory.
+_BYTES_PER_IMAGE_BIN = 2048
+
+
+def check_histogram_memory(cfg: DictConfig) -> None:
+    """Refuse a ``loss.bins`` whose per-step histograms would not fit in memory, before training."""
+    bins = cfg.loss.get("bins")
+    if not isinstance(bins, int) or bins < 1:
+        return
+    groups = cfg.model.shape[0] if cfg.loss.get("per_channel") else 1
+    per_bin = cfg.trainer.batch_size * groups * _BYTES_PER_IMAGE_BIN
+    budget = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    if bins * per_bin > budget:
+        raise ValueError(
+            f"loss.bins={bins} needs about {bins * per_bin / 2**30:.0f} GiB per step at "
+            f"trainer.batch_size={cfg.trainer.batch_size}, over half this machine's memory; "
+            f"use at most {budget // per_bin} bins"
+        )
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda if available else cpu; ``cpu``, ``cuda``, ``cuda:N`` as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"trainer.device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(
+            f"trainer.device must be auto, cpu, cuda or cuda:N, got {name!r}"
+        ) from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(
+                f"trainer.device={name} but no CUDA device is available; use auto or cpu"
+            )
+        if device.index is not None and device.index >= count:
+            raise ValueError(
+                f"trainer.device={name} but this machine has {count} CUDA device(s): "
+                f"use cuda:0 to cuda:{count - 1}"
+            )
+    return device
+
+
+def check_folder(job_dir: Path, config: dict[str, Any], replace: bool = False) -> None:
+    """Refuse a folder that holds a sweep, or another job (a different config), before any write.
+
+    ``replace`` (``trainer.resume=false``) lets a job start over in another job's folder.
+    """
+    if (job_dir / MULTIRUN).is_file():
+        raise ValueError(
+            f"{job_dir} is a sweep folder (it holds {MULTIRUN} and job folders), not a job's; "
+            "choose another hydra.run.dir"
+        )
+    recorded = None if replace else recorded_config(job_dir)
+    difference = first_difference(recorded, config) if recorded is not None else None
+    if difference is not None:
+        key, old, new = difference
+        raise ValueError(
+            f"{job_dir} holds another job (made with {key}={old}, the config says {key}={new}); "
+            "choose another folder, or use trainer.resume=false to replace it"
+        )

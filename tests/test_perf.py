@@ -1,0 +1,108 @@
+"""histae.perf: per-tile target histograms, the channels_last switch, deterministic mode, CUDA."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from histae.loss import HistogramLoss
+from histae.model import ConvAutoencoder
+from histae.objective import code_regularizer
+from histae.perf import deterministic_mode, per_tile_criterion, prepare_batch, prepare_model
+
+CPU = torch.device("cpu")
+
+
+def tiles(n: int = 300, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, 8, 8), generator=g, dtype=torch.uint8)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_per_tile_targets_give_the_per_step_loss(per_channel: bool) -> None:
+    # 300 tiles: two cache chunks, so a batch mixes tiles filled in different chunks.
+    data = tiles()
+    criterion = HistogramLoss(30, sigma=70.0, per_channel=per_channel)
+    criterion_for = per_tile_criterion(criterion, data, CPU)
+    index = torch.tensor([3, 299, 255, 256, 0, 17])
+    x = data[index].float() / 255
+    out = torch.rand_like(x, requires_grad=True)
+    cached = criterion_for(index)(out, x)
+    plain = criterion(out, x)
+    torch.testing.assert_close(cached, plain, rtol=1e-6, atol=1e-7)
+    (g_cached,) = torch.autograd.grad(cached, out)
+    (g_plain,) = torch.autograd.grad(plain, out)
+    torch.testing.assert_close(g_cached, g_plain, rtol=1e-5, atol=1e-9)
+
+
+def test_criteria_without_a_target_histogram_pass_through() -> None:
+    for criterion in (torch.nn.L1Loss(), HistogramLoss(10, loss="sorted_w1")):
+        assert per_tile_criterion(criterion, tiles(4), CPU)(torch.tensor([0, 1])) is criterion
+
+
+def test_a_tile_set_too_large_to_cache_computes_per_step(monkeypatch) -> None:
+    monkeypatch.setattr("histae.perf.MAX_TARGET_CACHE_BYTES", 100)
+    criterion = HistogramLoss(10)
+    assert per_tile_criterion(criterion, tiles(4), CPU)(torch.tensor([0])) is criterion
+
+
+def losses(channels_last: bool, steps: int = 3) -> list[float]:
+    torch.manual_seed(0)
+    model = prepare_model(ConvAutoencoder(), channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    criterion = HistogramLoss(50)
+    x = prepare_batch(
+        torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(1)), channels_last
+    )
+    seen = []
+    for _ in range(steps):
+        code = model.encoder(x)
+        loss = criterion(model.decoder(code), x) + 1e-4 * sum(code_regularizer(code))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        seen.append(loss.item())
+    return seen
+
+
+def test_channels_last_gives_the_same_losses_to_float_tolerance() -> None:
+    assert losses(True) == pytest.approx(losses(False), rel=1e-4)
+
+
+def test_deterministic_mode_runs_the_histogram_losses_and_restores_the_setting() -> None:
+    out = torch.rand(2, 3, 8, 8, requires_grad=True)
+    before = torch.are_deterministic_algorithms_enabled()
+    with deterministic_mode(True):
+        assert torch.are_deterministic_algorithms_enabled()
+        for criterion in (HistogramLoss(20), HistogramLoss(20, kernel="triangular")):
+            criterion(out, torch.rand(2, 3, 8, 8)).backward()
+    assert torch.are_deterministic_algorithms_enabled() == before
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_cuda_per_tile_targets_stay_on_the_device(per_channel: bool) -> None:
+    cuda = torch.device("cuda")
+    data = tiles()
+    criterion = HistogramLoss(30, sigma=70.0, per_channel=per_channel)
+    index = torch.tensor([3, 299, 256])
+    x = (data[index].float() / 255).to(cuda)
+    out = torch.rand_like(x, requires_grad=True)
+    cached = per_tile_criterion(criterion, data, cuda)(index)(out, x)
+    assert cached.device.type == "cuda"
+    cpu = criterion(out.detach().cpu(), x.cpu())
+    torch.testing.assert_close(cached.cpu(), cpu, rtol=1e-5, atol=1e-6)
+    cached.backward()
+    assert out.grad is not None and out.grad.device.type == "cuda"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_deterministic_mode_gives_the_same_gradient_twice() -> None:
+    x = torch.rand(16, 3, 32, 32, device="cuda")
+    grads = []
+    with deterministic_mode(True):
+        for _ in range(2):
+            out = x.clone().requires_grad_()
+            HistogramLoss(100)(out, x.flip(0)).backward()
+            grads.append(out.grad)
+    assert torch.equal(grads[0], grads[1])
