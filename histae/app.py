@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +30,18 @@ log = logging.getLogger("histae")
 EXIT_FAILED, EXIT_DIVERGED = 1, 3
 
 
-def launcher_threads(hydra_cfg: DictConfig) -> int:
+def launcher_threads(hydra_cfg: DictConfig, env: Mapping[str, str] = os.environ) -> int:
     """CPU threads per job when a parallel launcher runs several jobs on this machine (0: default).
 
     Under joblib each of ``n_jobs`` workers gets ``cores // n_jobs`` threads, so parallel jobs
     share the cores instead of each spawning one thread per core and thrashing. Under submitit,
-    a job gets the ``cpus_per_task`` it asked for, when it asked.
+    a job gets the ``cpus_per_task`` it asked for, when it asked; a SLURM job that did not ask
+    gets the CPUs SLURM allotted it (``SLURM_CPUS_ON_NODE``), not every core of the node.
     """
     launcher = hydra_cfg.launcher
     target = str(launcher.get("_target_", "")).lower()
     if "submitit" in target:
-        return int(launcher.get("cpus_per_task") or 0)
+        return int(launcher.get("cpus_per_task") or env.get("SLURM_CPUS_ON_NODE") or 0)
     if "joblib" not in target:
         return 0
     cores = os.cpu_count() or 1

@@ -406,12 +406,13 @@ class JobDir:
         """Hold the folder and record the job's ending in status.json, whatever it is.
 
         Inside, the job writes ``running``/``done``/``diverged`` itself; leaving by an exception
-        writes ``failed`` with its first line, by :class:`JobStopped` or Ctrl-C ``stopped``.
+        writes ``failed`` with its first line, by :class:`JobStopped`, Ctrl-C or an exit (a
+        launcher's requeue handler) ``stopped``.
         """
         self.acquire()
         try:
             yield self
-        except (JobStopped, KeyboardInterrupt):
+        except (JobStopped, KeyboardInterrupt, SystemExit):
             self.write_status("stopped")
             raise
         except Exception as err:

@@ -43,6 +43,9 @@ def test_joblib_threads_share_the_cores() -> None:
         )
         == 0
     )
+    # Inside a SLURM job that did not ask for cpus_per_task: what SLURM allotted it.
+    unset = OmegaConf.create({"launcher": {"_target_": submitit, "cpus_per_task": None}})
+    assert launcher_threads(unset, env={"SLURM_CPUS_ON_NODE": "4"}) == 4
     basic = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
     assert launcher_threads(OmegaConf.create({"launcher": {"_target_": basic}})) == 0
 
