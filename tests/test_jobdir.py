@@ -1,9 +1,8 @@
-"""The job folder's contract: names, total readers, safe checkpoints, atomic writes."""
+"""The job folder's contract: names, total readers, safe checkpoints, one writer per folder."""
 
 from __future__ import annotations
 
 import ast
-import errno
 import io
 import os
 import re
@@ -16,7 +15,6 @@ import pytest
 import torch
 
 from histae import jobdir
-from histae.atomic import NoSpaceError, atomic_write, remove_stale_temps, write_text
 from histae.checkpoint import FORMAT, VERSION, load_checkpoint, rng_state, save_checkpoint
 from histae.jobdir import JobDir, read_job
 from histae.labels import folder_value, job_names
@@ -174,43 +172,7 @@ def test_a_checkpoint_without_training_state_says_so_in_words(tmp_path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Atomic writes
-
-
-def test_an_interrupted_write_leaves_the_old_file_and_no_temp(tmp_path) -> None:
-    target = write_text(tmp_path / "metrics.csv", "old\n")
-
-    def half_then_interrupt(f) -> None:
-        f.write(b"new but only ha")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write(target, half_then_interrupt)
-    assert target.read_text() == "old\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv"]
-
-
-def test_a_full_disk_is_one_line_and_keeps_the_previous_file(tmp_path) -> None:
-    target = write_text(tmp_path / "checkpoint.pt", "good")
-
-    def fill(f) -> None:
-        f.write(b"x" * 3 * 2**20)
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    with pytest.raises(
-        NoSpaceError,
-        match=rf"^no space left on {re.escape(str(tmp_path))}: the checkpoint needs about 3 MB$",
-    ):
-        atomic_write(target, fill, what="the checkpoint")
-    assert target.read_text() == "good"
-    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
-
-
-def test_stale_temps_of_a_killed_writer_are_removed(tmp_path) -> None:
-    (tmp_path / ".checkpoint.pt.x1y2.tmp").write_bytes(b"half")
-    (tmp_path / "keep.tmp").write_bytes(b"not ours")  # not a hidden temp of atomic_write
-    assert [p.name for p in remove_stale_temps(tmp_path)] == [".checkpoint.pt.x1y2.tmp"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.tmp"]
+# One writer per folder
 
 
 def test_two_writers_cannot_hold_one_folder(tmp_path) -> None:
