@@ -1,9 +1,8 @@
-"""The job folder's contract: names, total readers, safe checkpoints, atomic writes."""
+"""The job folder's contract: names, total readers, safe checkpoints, one writer per folder."""
 
 from __future__ import annotations
 
 import ast
-import errno
 import io
 import os
 import re
@@ -16,39 +15,10 @@ import pytest
 import torch
 
 from histae import jobdir
-from histae.atomic import NoSpaceError, atomic_write, remove_stale_temps, write_text
 from histae.checkpoint import FORMAT, VERSION, load_checkpoint, rng_state, save_checkpoint
 from histae.jobdir import JobDir, read_job
 from histae.labels import folder_value, job_names
-from tests.conftest import ROOT
-
-
-def finished_job(tmp_path: Path, name: str = "job") -> Path:
-    """A job folder written by the real writer: done, two metrics rows, summary, samples."""
-    job = JobDir(tmp_path / name)
-    with job.recording():
-        job.inputs, job.wall_time = 64, 1.5
-        job.write_metrics(
-            [
-                {"inputs": 64, "split": "train", "loss": 2.0, "lr": 1e-3},
-                {"inputs": 64, "split": "val", "loss": 1.5, "psnr": 9.0},
-            ]
-        )
-        job.write_summary({"status": "done", "inputs": 64, "images_per_second": 42.0})
-        job.write_samples(
-            {
-                "inputs": 64,
-                "originals": np.zeros((2, 3, 4, 4), np.float32),
-                "reconstructions": np.zeros((2, 3, 4, 4), np.float32),
-                "hist_edges": np.linspace(0, 1, 5),
-                "hist_originals": np.ones((3, 4)),
-                "hist_reconstructions": np.ones((3, 4)),
-            }
-        )
-        job.record_hydra("a: 1\n", "hydra: {}\n", ["loss.bins=50"])
-        job.write_status("done")
-    return job.path
-
+from tests.conftest import ROOT, finished_job
 
 # ----------------------------------------------------------------------------------------------
 # Readers never crash
@@ -103,12 +73,10 @@ def test_a_samples_archive_without_its_arrays_is_unreadable(tmp_path) -> None:
 def test_a_folder_without_status_is_pending_and_a_dead_writer_is_stopped(tmp_path) -> None:
     assert read_job(tmp_path).state == "pending"
     path = finished_job(tmp_path)
-    proc = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
-    status = jobdir.read_status(path)
-    status.update(status="running", pid=int(proc.stdout))  # a process that has exited
-    write_text(path / "status.json", __import__("json").dumps(status))
+    # The job's writer in a process that then exits: 'running', by a pid nobody holds now.
+    writer = f"from histae.jobdir import JobDir; JobDir({str(path)!r}).write_status('running')"
+    subprocess.run([sys.executable, "-c", writer], check=True)
+    assert jobdir.read_status(path)["status"] == "running"
     record = read_job(path)
     assert record.state == "stopped" and "rerun to resume" in record.error
 
@@ -204,43 +172,7 @@ def test_a_checkpoint_without_training_state_says_so_in_words(tmp_path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Atomic writes
-
-
-def test_an_interrupted_write_leaves_the_old_file_and_no_temp(tmp_path) -> None:
-    target = write_text(tmp_path / "metrics.csv", "old\n")
-
-    def half_then_interrupt(f) -> None:
-        f.write(b"new but only ha")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write(target, half_then_interrupt)
-    assert target.read_text() == "old\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv"]
-
-
-def test_a_full_disk_is_one_line_and_keeps_the_previous_file(tmp_path) -> None:
-    target = write_text(tmp_path / "checkpoint.pt", "good")
-
-    def fill(f) -> None:
-        f.write(b"x" * 3 * 2**20)
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    with pytest.raises(
-        NoSpaceError,
-        match=rf"^no space left on {re.escape(str(tmp_path))}: the checkpoint needs about 3 MB$",
-    ):
-        atomic_write(target, fill, what="the checkpoint")
-    assert target.read_text() == "good"
-    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
-
-
-def test_stale_temps_of_a_killed_writer_are_removed(tmp_path) -> None:
-    (tmp_path / ".checkpoint.pt.x1y2.tmp").write_bytes(b"half")
-    (tmp_path / "keep.tmp").write_bytes(b"not ours")  # not a hidden temp of atomic_write
-    assert [p.name for p in remove_stale_temps(tmp_path)] == [".checkpoint.pt.x1y2.tmp"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.tmp"]
+# One writer per folder
 
 
 def test_two_writers_cannot_hold_one_folder(tmp_path) -> None:

@@ -1,4 +1,4 @@
-"""input_dependence: colour retrieval and spread ratio on cases with known answers."""
+"""histae.metrics on cases with known answers: image metrics, colour retrieval, spread ratio."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import torch
 from histae.metrics import (
     INPUT_DEPENDENCE_KEYS,
     TIE_TOLERANCE,
+    histogram_w1,
+    image_metrics,
     input_dependence,
     profile_distances,
+    psnr,
     retrieval_ranks,
     sorted_colour_profiles,
     spread_ratio,
@@ -113,3 +116,41 @@ def test_bad_shapes_are_refused() -> None:
         input_dependence(x[:1], x[:1])
     with pytest.raises(ValueError, match=r"\(M, 3, H, W\)"):
         input_dependence(x[:, :2], x[:, :2])
+
+
+# ----------------------------------------------------------------------------------------------
+# image_metrics, psnr, histogram_w1: the per-image numbers in metrics.csv
+
+
+def test_psnr_known_values() -> None:
+    torch.testing.assert_close(
+        psnr(torch.tensor([0.01, 0.1, 1.0])), torch.tensor([20.0, 10.0, 0.0])
+    )
+    assert psnr(torch.tensor(255.0**2 / 100), peak=255.0).item() == pytest.approx(20.0)
+    assert psnr(torch.tensor(0.0)).item() == pytest.approx(120.0)  # a perfect copy stays finite
+
+
+def test_histogram_w1_sees_colours_not_places() -> None:
+    x = tiles(3, seed=8)
+    shuffled = x.flatten(2)[..., torch.randperm(16)].view_as(x)
+    assert histogram_w1(shuffled, x).tolist() == [0.0, 0.0, 0.0]
+    grey = torch.full((2, 3, 4, 4), 0.25)
+    assert histogram_w1(grey + 0.5, grey).tolist() == pytest.approx([0.5, 0.5])
+    # Half the pixels moved by 0.4 in one channel of three: 0.4 * 1/2 * 1/3.
+    moved = grey.clone()
+    moved[1, 0, :2] += 0.4
+    assert histogram_w1(moved, grey).tolist() == pytest.approx([0.0, 0.4 / 6])
+    # The output is clamped to [0, 1] first, as shown.
+    assert histogram_w1(torch.full((1, 3, 2, 2), 5.0), torch.ones(1, 3, 2, 2)).item() == 0.0
+
+
+def test_image_metrics_known_values_per_image() -> None:
+    target = torch.zeros(2, 3, 4, 4)
+    output = torch.stack([torch.full((3, 4, 4), 0.5), torch.full((3, 4, 4), -1.0)])
+    metrics = image_metrics(output, target)
+    assert list(metrics) == ["pixel_l1", "pixel_mse", "psnr", "hist_w1"]
+    assert metrics["pixel_l1"].tolist() == [0.5, 0.0]  # -1 is clamped to 0: the target itself
+    assert metrics["pixel_mse"].tolist() == [0.25, 0.0]
+    assert metrics["psnr"].tolist() == pytest.approx([10 * math.log10(4), 120.0])
+    assert metrics["hist_w1"].tolist() == [0.5, 0.0]
+    assert "hist_w1" not in image_metrics(output, target, histogram=False)

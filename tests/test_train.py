@@ -147,11 +147,25 @@ def test_a_job_runs_on_cuda(compose_cfg, tmp_path) -> None:
     assert math.isfinite(summary["final"]["val"]["loss"])
 
 
-def test_device_auto_picks_what_is_there() -> None:
+@pytest.mark.parametrize("cuda_devices", [0, 2])
+def test_device_auto_takes_cuda_only_where_there_is_one(monkeypatch, cuda_devices: int) -> None:
     from histae.checks import resolve_device
 
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert resolve_device("cpu").type == "cpu"
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="no CUDA device is available"):
+    # The same answers on any machine: CUDA's presence is what the test sets.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda_devices > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda_devices)
+    assert resolve_device("auto") == torch.device("cuda" if cuda_devices else "cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    if cuda_devices:
+        assert resolve_device("cuda:1") == torch.device("cuda:1")
+        with pytest.raises(ValueError, match=r"has 2 CUDA device\(s\): use cuda:0 to cuda:1$"):
+            resolve_device("cuda:2")
+    else:
+        with pytest.raises(
+            ValueError, match=r"^trainer\.device=cuda but no CUDA device is available"
+        ):
             resolve_device("cuda")
+    with pytest.raises(
+        ValueError, match=r"^trainer\.device must be auto, cpu, cuda or cuda:N, got 'gpu'"
+    ):
+        resolve_device("gpu")
