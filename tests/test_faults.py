@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from histae.checkpoint import load_checkpoint
-from histae.jobdir import read_job, read_metrics, read_status
+from histae.jobdir import is_job_dir, read_job, read_metrics, read_status
 from tests.conftest import ROOT, TINY
 
 QUICK = [*TINY, "trainer.max_inputs=32"]
@@ -52,7 +52,7 @@ def test_values_that_differ_only_in_sign_get_their_own_folders(run_cli, tmp_path
         run_cli("-m", *QUICK, SMALL, "optimizer.weight_decay=0.0,-0.0", f"hydra.sweep.dir={sweep}")
         == 0
     )
-    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    jobs = sorted(p.name for p in sweep.iterdir() if is_job_dir(p))
     assert jobs == ["weight_decay--0.0", "weight_decay-0.0"]
     for name in jobs:
         assert read_status(sweep / name)["status"] == "done"
@@ -117,9 +117,9 @@ def test_a_single_run_into_a_sweep_or_another_jobs_folder_is_refused(
     assert run_cli("-m", *QUICK, SMALL, "loss.bins=50,60", f"hydra.sweep.dir={sweep}") == 0
     before = hashes(sweep)
     capsys.readouterr()
-    assert run_cli(*QUICK, f"hydra.run.dir={sweep}") != 0
+    assert run_cli(*QUICK, SMALL, f"hydra.run.dir={sweep}") != 0
     assert "is a sweep folder (it holds multirun.yaml" in one_error_line(capsys)
-    assert run_cli(*QUICK, "loss.bins=70", f"hydra.run.dir={sweep / 'bins-50'}") != 0
+    assert run_cli(*QUICK, SMALL, "loss.bins=70", f"hydra.run.dir={sweep / 'bins-50'}") != 0
     line = one_error_line(capsys)
     assert "bins-50 holds another job (made with loss.bins=50" in line and "loss.bins=70" in line
     assert hashes(sweep) == before
