@@ -11,9 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -39,6 +36,7 @@ from histae.metrics import image_metrics, input_dependence
 from histae.model import count_parameters
 from histae.perf import deterministic_mode, prepare_batch
 from histae.progress import Progress, total_images
+from histae.signals import stop_signals
 from histae.validation import draw_validation, to_float, validate
 
 log = logging.getLogger("histae")
@@ -129,60 +127,6 @@ def restore(setup: Setup, checkpoint: dict[str, Any]) -> TrainState:
     state = TrainState(**checkpoint["state"])
     state.window = {k: v.to(setup.device) for k, v in state.window.items()}
     return state
-
-
-def submitit_requeue_signal(env: dict[str, str] | None = None) -> int | None:
-    """The signal a submitit SLURM job gets before its time limit, or None outside one.
-
-    submitit asks SLURM for SIGUSR2 (``SUBMITIT_PREEMPT_SIGNAL`` names another) ``signal_delay_s``
-    before the limit; its handler saves the job and runs ``scontrol requeue``, then exits at once,
-    mid-step. :func:`stop_signals` catches it like SIGTERM instead and hands over to submitit only
-    after the step is checkpointed, so the requeued job resumes where it stopped.
-    """
-    env = os.environ if env is None else env
-    if env.get("SUBMITIT_EXECUTOR") != "slurm":
-        return None
-    return getattr(signal, "SIG" + env.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), None)
-
-
-@contextlib.contextmanager
-def stop_signals() -> Iterator[list[int]]:
-    """SIGTERM and SIGINT ask the loop to stop at the next step (the list gets the signal).
-
-    A second signal stops at once. Outside the main thread (a launcher's worker thread) signals
-    cannot be caught, and the block runs with the process's own handling. In a submitit SLURM
-    job its requeue signal stops the loop too, then goes on to submitit's own handler.
-    """
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if received:
-            raise KeyboardInterrupt
-        received.append(signum)
-        log.warning(f"got signal {signum}: stopping after this step with a checkpoint")
-
-    requeue = submitit_requeue_signal()
-    caught = (signal.SIGTERM, signal.SIGINT, *([requeue] if requeue else []))
-    previous = {s: signal.signal(s, handler) for s in caught}
-
-    def restore() -> None:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-    try:
-        yield received
-    except JobStopped as stopped:
-        handover = previous.get(stopped.signum) if stopped.signum == requeue else None
-        if callable(handover):
-            # submitit's SIGTERM handling back first: the requeue below makes SLURM send one.
-            restore()
-            handover(stopped.signum, None)  # saves the job, `scontrol requeue`, exits
-        raise
-    finally:
-        restore()
 
 
 def finished_summary(job: JobDir, config: dict[str, Any]) -> dict[str, Any] | None:

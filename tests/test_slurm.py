@@ -248,7 +248,7 @@ def test_readme_cluster_commands_are_the_tested_ones() -> None:
 
 
 def test_submitit_requeue_signal_only_in_a_submitit_slurm_job() -> None:
-    from histae.train import submitit_requeue_signal
+    from histae.signals import submitit_requeue_signal
 
     assert submitit_requeue_signal({}) is None
     assert submitit_requeue_signal({"SUBMITIT_EXECUTOR": "local"}) is None
