@@ -27,9 +27,8 @@ import torch
 from bench_histogram import peak_allocated
 from torch import nn
 
-from histae.colour import JointHistogramLoss, RGBuvHistogramLoss, SlicedWassersteinLoss
-from histae.loss import CompositeLoss, HistogramLoss
-from histae.model import ConvAutoencoder
+from histae.build import build_option
+from histae.loss import CompositeLoss
 from histae.objective import code_regularizer
 
 
@@ -37,20 +36,22 @@ def losses() -> dict[str, Callable[[], nn.Module]]:
     """Name -> a fresh criterion, in the order printed."""
     return {
         "pixel L1 (l1)": nn.L1Loss,
-        "histogram pooled (reference)": lambda: HistogramLoss(),
-        "histogram per_channel": lambda: HistogramLoss(per_channel=True),
-        "histogram emd": lambda: HistogramLoss(loss="emd"),
-        "sorted_w1": lambda: HistogramLoss(loss="sorted_w1"),
-        "sliced_w directions=32": lambda: SlicedWassersteinLoss(32),
-        "sliced_w directions=128": lambda: SlicedWassersteinLoss(128),
-        "joint_histogram bins=8": lambda: JointHistogramLoss(8),
-        "joint_histogram bins=8 cdf": lambda: JointHistogramLoss(8, loss="cdf"),
-        "joint_histogram bins=16": lambda: JointHistogramLoss(16),
-        "rgbuv bins=64 (paper)": lambda: RGBuvHistogramLoss(),
-        "rgbuv bins=32": lambda: RGBuvHistogramLoss(bins=32),
+        "histogram pooled (reference)": lambda: build_option("loss/histogram"),
+        "histogram per_channel": lambda: build_option("loss/histogram", per_channel=True),
+        "histogram emd": lambda: build_option("loss/histogram", loss="emd"),
+        "sorted_w1": lambda: build_option("loss/histogram", loss="sorted_w1"),
+        "sliced_w directions=32": lambda: build_option("loss/sliced_w", directions=32),
+        "sliced_w directions=128": lambda: build_option("loss/sliced_w", directions=128),
+        "joint_histogram bins=8": lambda: build_option("loss/joint_histogram", bins=8),
+        "joint_histogram bins=8 cdf": lambda: build_option(
+            "loss/joint_histogram", bins=8, loss="cdf"
+        ),
+        "joint_histogram bins=16": lambda: build_option("loss/joint_histogram", bins=16),
+        "rgbuv bins=64 (paper)": lambda: build_option("loss/rgbuv"),
+        "rgbuv bins=32": lambda: build_option("loss/rgbuv", bins=32),
         "composite hist + 0.1 l1": lambda: CompositeLoss(
             {
-                "histogram": {"weight": 1.0, "loss": HistogramLoss()},
+                "histogram": {"weight": 1.0, "loss": build_option("loss/histogram")},
                 "l1": {"weight": 0.1, "loss": nn.L1Loss()},
             }
         ),
@@ -89,7 +90,7 @@ def main() -> None:
     x = torch.rand(64, 3, 32, 32)
     output = torch.rand(64, 3, 32, 32)
     made = {name: make() for name, make in losses().items()}
-    model = ConvAutoencoder()
+    model = build_option("model/conv_ae")
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
     for criterion in made.values():  # warm up every code path once
         loss_step(criterion, output, x)

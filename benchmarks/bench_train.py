@@ -43,8 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import histae.config
 import histae.train
-from histae.loss import HistogramLoss
-from histae.model import ConvAutoencoder
+from histae.build import build_option
 from histae.objective import code_regularizer
 from histae.perf import per_tile_criterion, prepare_batch, prepare_model
 from histae.train import train
@@ -94,7 +93,7 @@ def make_step(
     """
     torch.manual_seed(seed)
     channels_last = variant == "channels_last"
-    model = prepare_model(ConvAutoencoder().to(device), channels_last)
+    model = prepare_model(build_option("model/conv_ae").to(device), channels_last)
     encoder, decoder = model.encoder, model.decoder
     if variant == "compile":
         encoder, decoder = torch.compile(encoder), torch.compile(decoder)
@@ -142,7 +141,7 @@ def ratio_columns(times: list[float], base: list[float]) -> str:
 
 def step_flops(device: torch.device) -> int:
     """FLOPs of one forward + backward of the reference model on a batch (L1 loss)."""
-    model = ConvAutoencoder().to(device)
+    model = build_option("model/conv_ae").to(device)
     _, x = tile_batch(device)
     with FlopCounterMode(display=False) as counter:
         torch.nn.functional.l1_loss(model(x), x).backward()
@@ -192,9 +191,13 @@ def section_loss(args, device: torch.device) -> None:
     for per_channel in (False, True):
         for bins, sigma in grid:
             mode = "channel" if per_channel else "image"
-            criterion = HistogramLoss(bins=bins, sigma=sigma, per_channel=per_channel)
+            criterion = build_option(
+                "loss/histogram", bins=bins, sigma=sigma, per_channel=per_channel
+            )
             steps[f"per {mode} {bins:>3} {sigma:>3.0f}"] = make_step(criterion, device)
-    steps["per image 100 100, target/step"] = make_step(HistogramLoss(), device, per_tile=False)
+    steps["per image 100 100, target/step"] = make_step(
+        build_option("loss/histogram"), device, per_tile=False
+    )
     rounds = 3
     times = interleaved(steps, max(1, args.steps // rounds), rounds)
     print(
@@ -212,9 +215,9 @@ def section_loss(args, device: torch.device) -> None:
 def bare_loop(tiles: torch.Tensor, inputs: int, device: torch.device, per_tile: bool) -> float:
     """Images/s of the plainest loop over the same model, data and loss as the trainer."""
     torch.manual_seed(0)
-    model = ConvAutoencoder().to(device)
+    model = build_option("model/conv_ae").to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
-    criterion = HistogramLoss(bins=100, sigma=100.0).to(device)
+    criterion = build_option("loss/histogram", bins=100, sigma=100.0).to(device)
     criterion_for = per_tile_criterion(criterion, tiles, device) if per_tile else None
     sync(device)
     start = time.perf_counter()

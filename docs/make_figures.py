@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from histae.data import procedural_tiles
+from histae.build import build_option
 from histae.plots import save_png, tile_grid
 
 DOCS = Path(__file__).resolve().parent
 
 
 def main() -> None:
-    procedural = procedural_tiles(count=6000, seed=0)
+    procedural = build_option("data/procedural", count=6000, seed=0)
     save_png(
         tile_grid(procedural.train[:256], cols=32, scale=2, gap=2), DOCS / "procedural_tiles.png"
     )

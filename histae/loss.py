@@ -248,14 +248,14 @@ class HistogramLoss(nn.Module):
 
     def __init__(
         self,
-        bins: int = 100,
-        min: float = 0.0,
-        max: float = 1.0,
-        sigma: float = 100.0,
-        loss: str | Distance = "l1",
-        normalize: bool | float = False,
-        per_channel: bool = False,
-        kernel: str = "sigmoid",
+        bins: int,
+        min: float,
+        max: float,
+        sigma: float,
+        loss: str | Distance,
+        normalize: bool | float,
+        per_channel: bool,
+        kernel: str,
     ) -> None:
         super().__init__()
         check_loss_args(bins, min, max, sigma, loss, normalize, kernel)

@@ -40,8 +40,8 @@ class ConvStack(nn.Module):
     def __init__(
         self,
         channels: Sequence[int],
-        kernel_size: int = 5,
-        activation: str = "relu",
+        kernel_size: int,
+        activation: str,
         act_last_layer: bool = True,
         transposed: bool = False,
     ) -> None:
@@ -119,8 +119,8 @@ class ConvEncoder(nn.Module):
         shape: Sequence[int],
         code_size: int,
         channels: Sequence[int],
-        kernel_size: int = 5,
-        activation: str = "relu",
+        kernel_size: int,
+        activation: str,
     ) -> None:
         super().__init__()
         self.shape = tuple(int(s) for s in shape)
@@ -141,11 +141,11 @@ class ConvAutoencoder(nn.Module):
 
     def __init__(
         self,
-        shape: Sequence[int] = (3, 32, 32),
-        code_size: int = 128,
-        channels: Sequence[int] = (24, 32, 48),
-        kernel_size: int = 5,
-        activation: str = "relu",
+        shape: Sequence[int],
+        code_size: int,
+        channels: Sequence[int],
+        kernel_size: int,
+        activation: str,
     ) -> None:
         super().__init__()
         if len(shape) != 3 or any(int(s) < 1 for s in shape):

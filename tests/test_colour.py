@@ -7,9 +7,8 @@ import torch
 from torch import nn
 
 from histae import colour
+from histae.build import build_option
 from histae.colour import (
-    JointHistogramLoss,
-    RGBuvHistogramLoss,
     SlicedWassersteinLoss,
     chunked_sum,
     joint_histogram_loss,
@@ -85,9 +84,9 @@ def test_sliced_wasserstein_refuses_bad_input() -> None:
     with pytest.raises(ValueError, match=r"directions must be \(K, 3\)"):
         sliced_wasserstein(x, x, torch.ones(4, 2))
     with pytest.raises(ValueError, match=r"loss\.directions must be an integer >= 1, got 0"):
-        SlicedWassersteinLoss(directions=0)
+        build_option("loss/sliced_w", directions=0)
     with pytest.raises(ValueError, match=r"loss\.seed must be an integer in \[0, 2\*\*31\)"):
-        SlicedWassersteinLoss(seed=-1)
+        build_option("loss/sliced_w", seed=-1)
 
 
 def test_sliced_module_draws_new_directions_each_step_from_its_seed() -> None:
@@ -159,16 +158,19 @@ def test_joint_histogram_loss_cdf_known_answer_and_distances() -> None:
     assert value.item() == pytest.approx(7 / 8)
     x, y = images(2, 3, 4, 4, seed=7), images(2, 3, 4, 4, seed=8)
     for name in colour.JOINT_DISTANCES:
-        criterion = JointHistogramLoss(4, loss=name, normalize=name == "bce")
+        criterion = build_option("loss/joint_histogram", bins=4, loss=name, normalize=name == "bce")
         got = criterion(x, y)
         assert got.shape == () and torch.isfinite(got)
         if name not in ("kl_div", "ce", "bce"):  # the reference's formulas are not 0 at x = y
             assert criterion(x, x).item() == pytest.approx(0.0, abs=1e-6)
     h = joint_dense64(x, 4, 0.0, 1.0, 100.0).flatten(1)
     hy = joint_dense64(y, 4, 0.0, 1.0, 100.0).flatten(1)
-    torch.testing.assert_close(JointHistogramLoss(4)(x, y), (h - hy).abs().mean())
     torch.testing.assert_close(
-        JointHistogramLoss(4, normalize=True)(x, y), (h - hy).abs().mean() / 16
+        build_option("loss/joint_histogram", bins=4)(x, y), (h - hy).abs().mean()
+    )
+    torch.testing.assert_close(
+        build_option("loss/joint_histogram", bins=4, normalize=True)(x, y),
+        (h - hy).abs().mean() / 16,
     )
 
 
@@ -187,11 +189,11 @@ def test_joint_histogram_gradcheck_through_chunks() -> None:
 
 def test_joint_histogram_refuses_bad_arguments() -> None:
     with pytest.raises(ValueError, match=r"loss\.bins must be an integer >= 1, got 0"):
-        JointHistogramLoss(bins=0)
+        build_option("loss/joint_histogram", bins=0)
     with pytest.raises(ValueError, match=r"loss\.loss must be one of l1, .*cdf; got 'emd'"):
-        JointHistogramLoss(loss="emd")
+        build_option("loss/joint_histogram", loss="emd")
     with pytest.raises(ValueError, match=r"loss\.normalize must be true, false or a p-norm order"):
-        JointHistogramLoss(normalize=-1)
+        build_option("loss/joint_histogram", normalize=-1)
     with pytest.raises(ValueError, match=r"shapes differ"):
         joint_histogram_loss(torch.rand(2, 3, 2, 2), torch.rand(1, 3, 2, 2))
 
@@ -243,7 +245,7 @@ def test_rgbuv_known_answers_and_hellinger() -> None:
     torch.testing.assert_close(rgbuv_loss(x, y, bins=8), hellinger, rtol=1e-12, atol=0)
     assert 0.0 < rgbuv_loss(x, y, bins=8).item() <= 1.0
     assert rgbuv_loss(x, x, bins=8).item() == pytest.approx(0.0, abs=1e-6)
-    module = RGBuvHistogramLoss(bins=8, tau=0.05, loss="l1")
+    module = build_option("loss/rgbuv", bins=8, tau=0.05, loss="l1")
     assert torch.equal(module(x, y), rgbuv_loss(x, y, 8, tau=0.05, loss="l1"))
 
 
@@ -257,13 +259,13 @@ def test_rgbuv_gradcheck() -> None:
 
 def test_rgbuv_refuses_bad_arguments() -> None:
     with pytest.raises(ValueError, match=r"loss\.bins must be an integer >= 2, got 1"):
-        RGBuvHistogramLoss(bins=1)
+        build_option("loss/rgbuv", bins=1)
     with pytest.raises(ValueError, match=r"loss\.tau must be > 0, got 0"):
-        RGBuvHistogramLoss(tau=0)
+        build_option("loss/rgbuv", tau=0)
     with pytest.raises(ValueError, match=r"loss\.min must be < loss\.max"):
-        RGBuvHistogramLoss(min=3.0, max=-3.0)
+        build_option("loss/rgbuv", min=3.0, max=-3.0)
     with pytest.raises(ValueError, match=r"loss\.loss must be one of hellinger, l1, l2, chi2"):
-        RGBuvHistogramLoss(loss="emd")
+        build_option("loss/rgbuv", loss="emd")
 
 
 # ------------------------------------------------------------------------ memory: the chunk path
@@ -329,13 +331,13 @@ def test_composite_is_the_weighted_sum_and_skips_zero_weights() -> None:
             "l1": {"weight": 0.5, "loss": nn.L1Loss()},
             "mse": {"weight": 2.0, "loss": nn.MSELoss()},
             "off": {"weight": 0, "loss": never},
-            "sw": {"weight": 1.0, "loss": SlicedWassersteinLoss(4)},
+            "sw": {"weight": 1.0, "loss": build_option("loss/sliced_w", directions=4)},
         }
     )
     assert list(module.terms) == ["l1", "mse", "sw"]
     assert "terms.sw._extra_state" in module.state_dict()  # a term's state travels in checkpoints
     with torch.no_grad():
-        sw = SlicedWassersteinLoss(4)(x, y)
+        sw = build_option("loss/sliced_w", directions=4)(x, y)
         torch.testing.assert_close(module(x, y), expected + sw)
 
 

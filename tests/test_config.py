@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 
+import hydra.utils
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -14,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from histae.build import build
+from histae.build import build, build_option, option_config
 from histae.checks import check_config
 from histae.model import count_parameters
 from tests.conftest import CONF, job_config
@@ -91,6 +92,33 @@ def test_every_option_instantiates(compose_cfg, tmp_path, overrides: list[str]) 
             cfg.data.count = 40
         tiles = build(cfg.data)
         assert tiles.train.shape[1:] == tuple(cfg.model.shape)
+
+
+HISTAE_OPTIONS = [
+    f"{group}/{name}"
+    for group in FOLDERS
+    for name in options(group)
+    if str(OmegaConf.load(CONF / group / f"{name}.yaml").get("_target_", "")).startswith("histae.")
+]
+
+
+@pytest.mark.parametrize("option", HISTAE_OPTIONS)
+def test_a_default_is_written_once_in_its_yaml(option: str) -> None:
+    # The YAML holds the value; the constructor must not hold a second copy that could drift.
+    node = OmegaConf.load(CONF / f"{option}.yaml")
+    target = hydra.utils.get_method(node._target_)
+    parameters = inspect.signature(target).parameters
+    repeated = [k for k in node if k in parameters and parameters[k].default is not inspect._empty]
+    assert not repeated, f"{node._target_} repeats the defaults of {repeated}"
+
+
+def test_build_option_takes_the_yaml_values_and_names_a_wrong_key() -> None:
+    loss = build_option("loss/histogram", bins=7)
+    yaml = OmegaConf.load(CONF / "loss" / "histogram.yaml")
+    assert (loss.bins, loss.sigma, loss.min) == (7, yaml.sigma, yaml.min)
+    assert option_config("data/procedural", "model.shape=[3,16,16]").shape == [3, 16, 16]
+    with pytest.raises(ValueError, match=r"loss/histogram has no key 'bnis'; valid: .*bins"):
+        build_option("loss/histogram", bnis=7)
 
 
 def test_the_default_job_is_the_reference(compose_cfg) -> None:

@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from histae.build import build_option
 from histae.histogram import soft_histogram_reference
 from histae.loss import (
     LOSS_NAMES,
-    HistogramLoss,
     histogram_distance,
     histogram_loss,
     sorted_w1,
@@ -31,7 +31,9 @@ def dense(x: torch.Tensor, bins: int, sigma: float, per_channel: bool = False) -
 def test_l1_on_raw_counts_is_the_reference(per_channel: bool) -> None:
     out, tgt = images(0), images(1)
     expected = F.l1_loss(dense(out, 20, 50.0, per_channel), dense(tgt, 20, 50.0, per_channel))
-    got = HistogramLoss(20, 0.0, 1.0, sigma=50.0, per_channel=per_channel)(out, tgt)
+    got = build_option(
+        "loss/histogram", bins=20, min=0.0, max=1.0, sigma=50.0, per_channel=per_channel
+    )(out, tgt)
     assert got.item() == pytest.approx(expected.item(), rel=1e-9)
 
 
@@ -47,8 +49,10 @@ def test_one_histogram_per_image_pools_the_channels() -> None:
     # Swapping channels within an image keeps the pooled histogram, not the per-channel ones.
     out = images(0)
     swapped = out[:, [2, 0, 1]]
-    assert HistogramLoss(16)(swapped, out).item() == pytest.approx(0.0, abs=1e-9)
-    assert HistogramLoss(16, per_channel=True)(swapped, out).item() > 1e-3
+    assert build_option("loss/histogram", bins=16)(swapped, out).item() == pytest.approx(
+        0.0, abs=1e-9
+    )
+    assert build_option("loss/histogram", bins=16, per_channel=True)(swapped, out).item() > 1e-3
 
 
 @pytest.mark.parametrize(
@@ -190,14 +194,16 @@ def test_callable_loss() -> None:
 
 def test_triangular_kernel_through_the_loss() -> None:
     out, tgt = images(13).requires_grad_(True), images(14)
-    value = HistogramLoss(10, kernel="triangular", loss="emd")(out, tgt)
+    value = build_option("loss/histogram", bins=10, kernel="triangular", loss="emd")(out, tgt)
     value.backward()
     assert value.item() > 0 and out.grad.abs().sum() > 0
 
 
 def test_module_equals_function_and_reads_like_the_config() -> None:
     out, tgt = images(13), images(14)
-    module = HistogramLoss(30, 0, 1, sigma=70, loss="chi2", per_channel=True)
+    module = build_option(
+        "loss/histogram", bins=30, min=0, max=1, sigma=70, loss="chi2", per_channel=True
+    )
     assert (
         module(out, tgt).item()
         == histogram_loss(out, tgt, 30, 0.0, 1.0, 70.0, "chi2", per_channel=True).item()
@@ -221,7 +227,7 @@ def test_module_equals_function_and_reads_like_the_config() -> None:
 )  # fmt: skip
 def test_bad_arguments_name_the_key(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        HistogramLoss(**kwargs)
+        build_option("loss/histogram", **kwargs)
     with pytest.raises(ValueError, match=match):
         histogram_loss(
             images(0), images(1), **({"bins": 10, "min": 0.0, "max": 1.0, "sigma": 50.0} | kwargs)
@@ -230,7 +236,7 @@ def test_bad_arguments_name_the_key(kwargs: dict, match: str) -> None:
 
 def test_the_module_checks_its_arguments_once_not_every_step(monkeypatch) -> None:
     # __init__ checks; forward and target_histogram run unchecked inner functions.
-    criterion = HistogramLoss(12, sigma=60.0, loss="emd")
+    criterion = build_option("loss/histogram", bins=12, sigma=60.0, loss="emd")
     out, tgt = images(17), images(18)
     expected = criterion(out, tgt)
 
@@ -247,13 +253,13 @@ def test_the_module_checks_its_arguments_once_not_every_step(monkeypatch) -> Non
 
 def test_mismatched_shapes_are_refused() -> None:
     with pytest.raises(ValueError, match=r"output and target shapes differ"):
-        HistogramLoss()(images(0), images(1, s=4))
+        build_option("loss/histogram")(images(0), images(1, s=4))
 
 
 @pytest.mark.parametrize("per_channel", [False, True])
 def test_a_precomputed_target_histogram_gives_the_same_loss(per_channel: bool) -> None:
     out, tgt = images(15).requires_grad_(True), images(16)
-    criterion = HistogramLoss(24, sigma=80.0, per_channel=per_channel)
+    criterion = build_option("loss/histogram", bins=24, sigma=80.0, per_channel=per_channel)
     target_hist = criterion.target_histogram(tgt)
     assert target_hist.shape == ((3, 3, 24) if per_channel else (3, 24))
     assert target_hist.grad_fn is None and not target_hist.requires_grad
@@ -264,8 +270,8 @@ def test_a_precomputed_target_histogram_gives_the_same_loss(per_channel: bool) -
 
 
 def test_a_target_histogram_of_the_wrong_shape_is_refused() -> None:
-    criterion = HistogramLoss(24)
+    criterion = build_option("loss/histogram", bins=24)
     with pytest.raises(ValueError, match=r"^target_hist has shape \(3, 12\), expected \(3, 24\)$"):
         criterion(images(0), images(1), target_hist=torch.zeros(3, 12, dtype=torch.float64))
     with pytest.raises(ValueError, match="sorted_w1' compares sorted values"):
-        HistogramLoss(24, loss="sorted_w1").target_histogram(images(0))
+        build_option("loss/histogram", bins=24, loss="sorted_w1").target_histogram(images(0))

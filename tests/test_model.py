@@ -1,15 +1,16 @@
 import pytest
 import torch
 
+from histae.build import build_option
 from histae.model import ConvAutoencoder, ConvStack, count_parameters
 
 
 def test_reference_model_has_the_reference_parameter_count() -> None:
-    assert count_parameters(ConvAutoencoder()) == 5_053_491
+    assert count_parameters(build_option("model/conv_ae")) == 5_053_491
 
 
 def test_shapes_through_encoder_and_decoder() -> None:
-    model = ConvAutoencoder()
+    model = build_option("model/conv_ae")
     x = torch.rand(5, 3, 32, 32)
     code = model.encoder(x)
     assert code.shape == (5, 128)
@@ -20,12 +21,12 @@ def test_shapes_through_encoder_and_decoder() -> None:
 
 def test_output_is_unbounded_like_the_reference() -> None:
     # No final activation: nothing squashes the decoder's last layer.
-    last = list(ConvAutoencoder().decoder.modules())[-1]
+    last = list(build_option("model/conv_ae").decoder.modules())[-1]
     assert isinstance(last, torch.nn.ConvTranspose2d)
 
 
 def test_conv_stack_reports_its_shape_and_mirrors_itself() -> None:
-    stack = ConvStack((3, 8, 16), kernel_size=3)
+    stack = ConvStack((3, 8, 16), kernel_size=3, activation="relu")
     x = torch.rand(2, 3, 12, 10)
     assert tuple(stack(x).shape[1:]) == stack.get_output_shape((3, 12, 10)) == (16, 8, 6)
     mirror = stack.create_transposed(act_last_layer=False)
@@ -46,7 +47,7 @@ def test_conv_stack_reports_its_shape_and_mirrors_itself() -> None:
 )
 def test_bad_model_config_names_the_key(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        ConvAutoencoder(**kwargs)
+        build_option("model/conv_ae", **kwargs)
 
 
 def test_other_configurations_build_and_run() -> None:

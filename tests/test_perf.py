@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from histae.loss import HistogramLoss
-from histae.model import ConvAutoencoder
+from histae.build import build_option
 from histae.objective import code_regularizer
 from histae.perf import deterministic_mode, per_tile_criterion, prepare_batch, prepare_model
 
@@ -22,7 +21,7 @@ def tiles(n: int = 300, seed: int = 0) -> torch.Tensor:
 def test_per_tile_targets_give_the_per_step_loss(per_channel: bool) -> None:
     # 300 tiles: two cache chunks, so a batch mixes tiles filled in different chunks.
     data = tiles()
-    criterion = HistogramLoss(30, sigma=70.0, per_channel=per_channel)
+    criterion = build_option("loss/histogram", bins=30, sigma=70.0, per_channel=per_channel)
     criterion_for = per_tile_criterion(criterion, data, CPU)
     index = torch.tensor([3, 299, 255, 256, 0, 17])
     x = data[index].float() / 255
@@ -36,21 +35,21 @@ def test_per_tile_targets_give_the_per_step_loss(per_channel: bool) -> None:
 
 
 def test_criteria_without_a_target_histogram_pass_through() -> None:
-    for criterion in (torch.nn.L1Loss(), HistogramLoss(10, loss="sorted_w1")):
+    for criterion in (torch.nn.L1Loss(), build_option("loss/histogram", bins=10, loss="sorted_w1")):
         assert per_tile_criterion(criterion, tiles(4), CPU)(torch.tensor([0, 1])) is criterion
 
 
 def test_a_tile_set_too_large_to_cache_computes_per_step(monkeypatch) -> None:
     monkeypatch.setattr("histae.perf.MAX_TARGET_CACHE_BYTES", 100)
-    criterion = HistogramLoss(10)
+    criterion = build_option("loss/histogram", bins=10)
     assert per_tile_criterion(criterion, tiles(4), CPU)(torch.tensor([0])) is criterion
 
 
 def losses(channels_last: bool, steps: int = 3) -> list[float]:
     torch.manual_seed(0)
-    model = prepare_model(ConvAutoencoder(), channels_last)
+    model = prepare_model(build_option("model/conv_ae"), channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
-    criterion = HistogramLoss(50)
+    criterion = build_option("loss/histogram", bins=50)
     x = prepare_batch(
         torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(1)), channels_last
     )
@@ -74,7 +73,10 @@ def test_deterministic_mode_runs_the_histogram_losses_and_restores_the_setting()
     before = torch.are_deterministic_algorithms_enabled()
     with deterministic_mode(True):
         assert torch.are_deterministic_algorithms_enabled()
-        for criterion in (HistogramLoss(20), HistogramLoss(20, kernel="triangular")):
+        for criterion in (
+            build_option("loss/histogram", bins=20),
+            build_option("loss/histogram", bins=20, kernel="triangular"),
+        ):
             criterion(out, torch.rand(2, 3, 8, 8)).backward()
     assert torch.are_deterministic_algorithms_enabled() == before
 
@@ -84,7 +86,7 @@ def test_deterministic_mode_runs_the_histogram_losses_and_restores_the_setting()
 def test_cuda_per_tile_targets_stay_on_the_device(per_channel: bool) -> None:
     cuda = torch.device("cuda")
     data = tiles()
-    criterion = HistogramLoss(30, sigma=70.0, per_channel=per_channel)
+    criterion = build_option("loss/histogram", bins=30, sigma=70.0, per_channel=per_channel)
     index = torch.tensor([3, 299, 256])
     x = (data[index].float() / 255).to(cuda)
     out = torch.rand_like(x, requires_grad=True)
@@ -103,6 +105,6 @@ def test_cuda_deterministic_mode_gives_the_same_gradient_twice() -> None:
     with deterministic_mode(True):
         for _ in range(2):
             out = x.clone().requires_grad_()
-            HistogramLoss(100)(out, x.flip(0)).backward()
+            build_option("loss/histogram", bins=100)(out, x.flip(0)).backward()
             grads.append(out.grad)
     assert torch.equal(grads[0], grads[1])

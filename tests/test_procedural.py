@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +9,9 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from histae.build import build_option
 from histae.data import procedural
-from histae.data.procedural import KINDS, generate_tiles, procedural_tiles
+from histae.data.procedural import KINDS, generate_tiles
 from histae.data.tileset import TileSet
 
 CONF = Path(__file__).resolve().parent.parent / "conf" / "data" / "procedural.yaml"
@@ -32,7 +32,7 @@ def both(ts: TileSet) -> np.ndarray:
 
 
 def test_shape_dtype_and_range() -> None:
-    ts = procedural_tiles(count=300, seed=1)
+    ts = build_option("data/procedural", count=300, seed=1)
     assert isinstance(ts, TileSet)
     assert ts.shape == (3, 32, 32)
     assert ts.train.dtype == np.uint8 and ts.val.dtype == np.uint8
@@ -45,7 +45,7 @@ def test_shape_dtype_and_range() -> None:
 
 @pytest.mark.parametrize("count", [1, 7, 600])
 def test_exactly_count_distinct_tiles(count: int) -> None:
-    ts = procedural_tiles(count=count, seed=2)
+    ts = build_option("data/procedural", count=count, seed=2)
     tiles = both(ts)
     assert len(tiles) == count
     assert len(rows(tiles)) == count
@@ -69,11 +69,11 @@ def test_duplicates_are_replaced_by_drawing_more(monkeypatch: pytest.MonkeyPatch
 
 
 def test_same_seed_same_arrays_other_seed_other_tiles() -> None:
-    a = procedural_tiles(count=200, seed=5)
-    b = procedural_tiles(count=200, seed=5)
+    a = build_option("data/procedural", count=200, seed=5)
+    b = build_option("data/procedural", count=200, seed=5)
     np.testing.assert_array_equal(a.train, b.train)
     np.testing.assert_array_equal(a.val, b.val)
-    c = procedural_tiles(count=200, seed=6)
+    c = build_option("data/procedural", count=200, seed=6)
     assert not rows(both(a)) & rows(both(c))
 
 
@@ -81,7 +81,7 @@ def test_same_seed_same_arrays_other_seed_other_tiles() -> None:
 def test_split_fraction(every: int) -> None:
     # Binomial(2000, 1/every): the bounds are over 3 standard deviations out, and the seed is
     # fixed, so this is a check on the split, not a coin toss.
-    ts = procedural_tiles(count=2000, seed=0, val_every=every)
+    ts = build_option("data/procedural", count=2000, seed=0, val_every=every)
     fraction = len(ts.val) / 2000
     assert abs(fraction - 1 / every) < 3.5 * np.sqrt((1 / every) * (1 - 1 / every) / 2000)
 
@@ -151,7 +151,7 @@ def test_other_square_sizes_scale_the_same_drawing(size: int) -> None:
 )
 def test_bad_arguments_name_the_config_key(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        procedural_tiles(**{"count": 20, **kwargs})
+        build_option("data/procedural", **{"count": 20, **kwargs})
 
 
 def test_yaml_instantiates_with_the_model_shape() -> None:
@@ -160,7 +160,3 @@ def test_yaml_instantiates_with_the_model_shape() -> None:
     ts = instantiate(cfg.data, count=120)
     assert ts.shape == (3, 16, 16)
     assert len(ts.train) + len(ts.val) == 120
-    # The YAML and the function agree on the defaults.
-    signature = inspect.signature(procedural_tiles).parameters
-    for key in ("count", "seed", "val_every"):
-        assert data[key] == signature[key].default

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import ROOT
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, OmegaConf
+
+from tests.conftest import CONF, ROOT
 
 
 def bash_blocks(text: str) -> list[str]:
@@ -50,3 +55,61 @@ def test_readme_pictures_exist_and_are_pngs() -> None:
     assert len(pictures) >= 5
     for picture in pictures:
         assert (ROOT / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", picture
+
+
+def yaml_value(cell: str):
+    """A README cell or parenthesis (``48000``, `` `auto` ``, ``0.0001``) as the YAML value."""
+    return yaml.safe_load(cell.strip().strip("`;"))
+
+
+def test_every_default_readme_states_is_the_configs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    cfg = OmegaConf.to_container(compose_default(), resolve=True)
+    tables = re.findall(r"^\| key \| default \| meaning \|\n((?:\|.*\n)+)", readme, flags=re.M)
+    rows = re.findall(r"^\| `(\w+)\.(\w+)` \| ([^|]+) \|", "".join(tables), flags=re.M)
+    checked = 0
+    for group, key, cell in rows:
+        if group in cfg and group != "hydra":
+            assert key in cfg[group], f"README names {group}.{key}, which the config lacks"
+            assert yaml_value(cell) == cfg[group][key], f"README: {group}.{key} = {cell.strip()}"
+            checked += 1
+    assert checked == 19  # the trainer (13) and loss (6) tables
+    # The colour-loss table: "`key` (value" against that option's YAML.
+    for option, keys in re.findall(r"^\| `(\w+)` \| \*\*.*\| (.+) \|$", readme, flags=re.M):
+        node = OmegaConf.load(CONF / "loss" / f"{option}.yaml")
+        for key, value in re.findall(r"`(\w+)` \((`[^`]+`|-?[\d.]+)(?=[):;,\s])", keys):
+            if key in node:
+                assert yaml_value(value) == node[key], f"README: loss={option} {key} ({value})"
+                checked += 1
+    assert checked == 19 + 8  # and 8 values in the colour-loss table
+
+
+def test_readme_group_table_lists_every_option_and_the_default() -> None:
+    readme = (ROOT / "README.md").read_text()
+    defaults = {
+        group: name
+        for entry in OmegaConf.load(CONF / "config.yaml").defaults
+        if isinstance(entry, DictConfig)
+        for group, name in entry.items()
+    }
+    rows = re.findall(r"^\| `(\w+)` \| ((?:`\w+`[^|]*)) \| [^|]+ \|$", readme, flags=re.M)
+    groups = {p.name for p in CONF.iterdir() if p.is_dir()}
+    listed = {group: cell for group, cell in rows if group in groups}
+    assert set(listed) == groups
+    for group, cell in listed.items():
+        assert set(re.findall(r"`([\w.]+)`", cell)) == {
+            p.stem for p in (CONF / group).glob("*.yaml")
+        }
+        marked = re.findall(r"`([\w.]+)` \(default\)", cell)
+        assert marked == ([defaults[group]] if group in defaults and len(marked) else marked)
+        if group in defaults and group not in ("trainer", "model"):
+            assert marked == [defaults[group]], f"README: {group}'s default"
+
+
+def compose_default() -> DictConfig:
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(CONF), version_base="1.3"):
+            return compose("config")
+    finally:
+        GlobalHydra.instance().clear()

@@ -13,12 +13,11 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
+from histae.build import option_config
 from histae.data import sheets
 from histae.data.sheets import (
     Grid,
     composite_on_black,
-    load_image_folder,
-    load_tile_sheets,
     read_rgba,
     resize_tiles,
     slice_grid,
@@ -54,6 +53,26 @@ def save(path: Path, pixels: np.ndarray) -> str:
 def alternatives(path) -> list[str]:
     """A source's path as a list of alternatives."""
     return [path] if isinstance(path, str) else list(path)
+
+
+def yaml_values(option: str) -> dict:
+    """An option's YAML values as keyword arguments of its target, the tile cache off."""
+    values = OmegaConf.to_container(option_config(option))
+    del values["_target_"]
+    return {**values, "cache_dir": None}
+
+
+def tile_sheets(sources: list, shape=None, **values):
+    """``data=rpg_tiles``'s loader, called directly, with its YAML values and ``values``."""
+    shape_value = {} if shape is None else {"shape": shape}
+    return sheets.load_tile_sheets(
+        **{**yaml_values("data/rpg_tiles"), "sources": sources, **shape_value, **values}
+    )
+
+
+def image_folder(root: str, **values):
+    """``data=image_folder``'s loader, called directly, with its YAML values and ``values``."""
+    return sheets.load_image_folder(**{**yaml_values("data/image_folder"), "root": root, **values})
 
 
 def all_tiles(tiles) -> set[bytes]:
@@ -154,7 +173,7 @@ def test_resize_box_averages_whole_blocks() -> None:
 
 def test_sheet_keeps_known_tiles_drops_empty_constant_duplicates(known_sheet) -> None:
     path, expected = known_sheet
-    tiles = load_tile_sheets([{"path": path, "tile_size": 8}], shape=(3, 8, 8), min_coverage=0.05)
+    tiles = tile_sheets([{"path": path, "tile_size": 8}], shape=(3, 8, 8), min_coverage=0.05)
     reference = split_by_hash(expected, 20)
     assert len(tiles.train) + len(tiles.val) == 7
     np.testing.assert_array_equal(tiles.train, reference.train)
@@ -166,13 +185,13 @@ def test_min_coverage_decides_what_is_empty(known_sheet) -> None:
     path, _ = known_sheet
     source = [{"path": path, "tile_size": 8}]
     # At 0 the lone pixel (1/64) is kept; the transparent cell is then black, so constant.
-    assert len(all_tiles(load_tile_sheets(source, (3, 8, 8), min_coverage=0.0))) == 8
-    assert len(all_tiles(load_tile_sheets(source, (3, 8, 8), min_coverage=0.2))) == 6
+    assert len(all_tiles(tile_sheets(source, (3, 8, 8), min_coverage=0.0))) == 8
+    assert len(all_tiles(tile_sheets(source, (3, 8, 8), min_coverage=0.2))) == 6
 
 
 def test_tiles_resized_to_the_model_shape(known_sheet) -> None:
     path, expected = known_sheet
-    tiles = load_tile_sheets([{"path": path, "tile_size": 8}], shape=(3, 32, 32), min_coverage=0.05)
+    tiles = tile_sheets([{"path": path, "tile_size": 8}], shape=(3, 32, 32), min_coverage=0.05)
     assert tiles.shape == (3, 32, 32)
     grown = expected.repeat(4, axis=2).repeat(4, axis=3)
     assert all_tiles(tiles) == {t.tobytes() for t in grown}
@@ -181,7 +200,7 @@ def test_tiles_resized_to_the_model_shape(known_sheet) -> None:
 def test_duplicates_dropped_across_sources(tmp_path: Path, known_sheet) -> None:
     path, expected = known_sheet
     other = save(tmp_path / "other.png", make_sheet([[pattern(2), pattern(99)]]))  # B and new
-    tiles = load_tile_sheets(
+    tiles = tile_sheets(
         [{"path": path, "tile_size": 8}, {"path": other, "tile_size": [8, 8]}],
         shape=(3, 8, 8),
         min_coverage=0.05,
@@ -192,7 +211,7 @@ def test_duplicates_dropped_across_sources(tmp_path: Path, known_sheet) -> None:
 def test_first_existing_alternative_path_wins(tmp_path: Path, known_sheet) -> None:
     path, expected = known_sheet
     source = {"path": [str(tmp_path / "nope.png"), path], "tile_size": 8}
-    tiles = load_tile_sheets([source], shape=(3, 8, 8), min_coverage=0.05)
+    tiles = tile_sheets([source], shape=(3, 8, 8), min_coverage=0.05)
     assert len(all_tiles(tiles)) == len(expected)
 
 
@@ -205,7 +224,7 @@ def test_palette_sheet_with_transparent_index(tmp_path: Path) -> None:
     path = tmp_path / "palette.png"
     image.save(path, transparency=0)
     assert read_rgba(str(path))[0, 0].tolist() == [0, 0, 0, 0]
-    tiles = load_tile_sheets([{"path": str(path), "tile_size": 4}], shape=(3, 4, 4))
+    tiles = tile_sheets([{"path": str(path), "tile_size": 4}], shape=(3, 4, 4))
     (tile,) = np.concatenate([tiles.train, tiles.val])
     assert tile[:, 0, 0].tolist() == [250, 10, 10] and tile[:, 0, 1].tolist() == [10, 250, 10]
 
@@ -219,7 +238,7 @@ def test_image_folder_one_tile_per_image(tmp_path: Path) -> None:
     save(tmp_path / "a" / "b" / "big.BMP", big[:, :, :3])  # no alpha: fully opaque
     save(tmp_path / "same.png", same)
     (tmp_path / "notes.txt").write_text("not an image")
-    tiles = load_image_folder(str(tmp_path), shape=(3, 16, 16))
+    tiles = image_folder(str(tmp_path), shape=(3, 16, 16))
     expected = [chw(small).repeat(2, axis=1).repeat(2, axis=2), chw(same), chw(big)[:, 1::2, 1::2]]
     assert all_tiles(tiles) == {t.tobytes() for t in expected}
 
@@ -227,7 +246,7 @@ def test_image_folder_one_tile_per_image(tmp_path: Path) -> None:
 def test_image_folder_of_sheets(tmp_path: Path, known_sheet) -> None:
     _, expected = known_sheet  # sheet.png is in tmp_path
     save(tmp_path / "more" / "two.png", make_sheet([[pattern(50), pattern(51)]]))
-    tiles = load_image_folder(str(tmp_path), shape=(3, 8, 8), tile_size=8, min_coverage=0.05)
+    tiles = image_folder(str(tmp_path), shape=(3, 8, 8), tile_size=8, min_coverage=0.05)
     assert len(all_tiles(tiles)) == len(expected) + 2
 
 
@@ -255,42 +274,42 @@ def test_cache_gives_identical_tiles_without_reading_sheets(
 ) -> None:
     path, _ = known_sheet
     cache = tmp_path / "cache"
-    first = load_tile_sheets(sources_of(path), (3, 8, 8), cache_dir=str(cache))
+    first = tile_sheets(sources_of(path), (3, 8, 8), cache_dir=str(cache))
     assert len(list(cache.glob("tiles-*.npz"))) == 1 and not list(cache.glob(".tiles-*"))
 
     def no_reading(path: str) -> np.ndarray:
         raise AssertionError(f"read {path} despite the cache")
 
     monkeypatch.setattr(sheets, "read_rgba", no_reading)
-    second = load_tile_sheets(sources_of(path), (3, 8, 8), cache_dir=str(cache))
+    second = tile_sheets(sources_of(path), (3, 8, 8), cache_dir=str(cache))
     np.testing.assert_array_equal(second.train, first.train)
     np.testing.assert_array_equal(second.val, first.val)
     # A newer sheet or other settings are a different key: the sheet is read again.
     with pytest.raises(AssertionError, match="despite the cache"):
-        load_tile_sheets(sources_of(path), (3, 16, 16), cache_dir=str(cache))
+        tile_sheets(sources_of(path), (3, 16, 16), cache_dir=str(cache))
     stat = os.stat(path)
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     with pytest.raises(AssertionError, match="despite the cache"):
-        load_tile_sheets(sources_of(path), (3, 8, 8), cache_dir=str(cache))
+        tile_sheets(sources_of(path), (3, 8, 8), cache_dir=str(cache))
 
 
 def test_cache_dir_expands_user_and_none_disables(tmp_path: Path, known_sheet, monkeypatch) -> None:
     path, _ = known_sheet
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    load_tile_sheets(sources_of(path), (3, 8, 8), cache_dir="~/cache")
+    tile_sheets(sources_of(path), (3, 8, 8), cache_dir="~/cache")
     assert len(list((tmp_path / "home" / "cache").glob("tiles-*.npz"))) == 1
     before = sorted(p.name for p in tmp_path.rglob("*"))
-    load_tile_sheets(sources_of(path), (3, 8, 8), cache_dir=None)
+    tile_sheets(sources_of(path), (3, 8, 8), cache_dir=None)
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
 def test_unreadable_cache_is_rebuilt(tmp_path: Path, known_sheet, caplog) -> None:
     path, _ = known_sheet
-    first = load_tile_sheets(sources_of(path), (3, 8, 8), cache_dir=str(tmp_path / "c"))
+    first = tile_sheets(sources_of(path), (3, 8, 8), cache_dir=str(tmp_path / "c"))
     (cached,) = (tmp_path / "c").glob("tiles-*.npz")
     cached.write_bytes(b"half a zip file")
     with caplog.at_level(logging.WARNING, logger="histae.data.sheets"):
-        again = load_tile_sheets(sources_of(path), (3, 8, 8), cache_dir=str(tmp_path / "c"))
+        again = tile_sheets(sources_of(path), (3, 8, 8), cache_dir=str(tmp_path / "c"))
     assert "ignoring unreadable tile cache" in caplog.text
     np.testing.assert_array_equal(again.train, first.train)
     with np.load(cached) as data:  # and written back whole
@@ -303,7 +322,7 @@ def test_two_jobs_building_the_cache_at_once(tmp_path: Path, known_sheet) -> Non
 
     def job() -> None:
         barrier.wait()
-        results.append(load_tile_sheets(sources_of(path), (3, 8, 8), cache_dir=str(tmp_path / "c")))
+        results.append(tile_sheets(sources_of(path), (3, 8, 8), cache_dir=str(tmp_path / "c")))
 
     threads = [threading.Thread(target=job) for _ in range(2)]
     for thread in threads:
@@ -331,13 +350,13 @@ def test_tile_size_not_dividing_names_key_and_file(tmp_path: Path) -> None:
     with pytest.raises(
         ValueError, match=r"^data.sources\[0\].tile_size=24 does not divide .*sheet.png \(100x64\)$"
     ):
-        load_tile_sheets([{"path": path, "tile_size": 24}])
+        tile_sheets([{"path": path, "tile_size": 24}])
     with pytest.raises(
         ValueError,
         match=r"^data.tile_size=\[30, 16\] does not divide .*sheet.png \(100x64\) "
         r"from data.offset=\[0, 2\] with data.stride=\[35, 16\]$",
     ):
-        load_image_folder(str(tmp_path), tile_size=[30, 16], offset=[0, 2], stride=[35, 16])
+        image_folder(str(tmp_path), tile_size=[30, 16], offset=[0, 2], stride=[35, 16])
 
 
 def test_missing_sheet_names_every_path_and_the_way_out(tmp_path: Path) -> None:
@@ -357,27 +376,27 @@ def test_missing_sheet_names_every_path_and_the_way_out(tmp_path: Path) -> None:
 def test_corrupt_and_truncated_images(tmp_path: Path) -> None:
     (tmp_path / "garbage.png").write_bytes(b"\x89PNG not really")
     with pytest.raises(ValueError, match=r"garbage.png is not a readable image"):
-        load_tile_sheets([{"path": str(tmp_path / "garbage.png"), "tile_size": 8}])
+        tile_sheets([{"path": str(tmp_path / "garbage.png"), "tile_size": 8}])
     whole = Path(save(tmp_path / "whole.png", pattern(1, size=64))).read_bytes()
     (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])
     with pytest.raises(ValueError, match=r"cut.png is not a readable image"):
-        load_tile_sheets([{"path": str(tmp_path / "cut.png"), "tile_size": 8}])
+        tile_sheets([{"path": str(tmp_path / "cut.png"), "tile_size": 8}])
 
 
 def test_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"^data.root=.*nowhere: .*nowhere does not exist$"):
-        load_image_folder(str(tmp_path / "nowhere"))
+        image_folder(str(tmp_path / "nowhere"))
     (tmp_path / "readme.txt").write_text("no images here")
     with pytest.raises(ValueError, match=r"^data.root=.*: no images \(.png, .gif.*\) under "):
-        load_image_folder(str(tmp_path))
+        image_folder(str(tmp_path))
     with pytest.raises(ValueError, match=r"^data.sources\[0\].path .* is a folder; use data=image"):
-        load_tile_sheets([{"path": str(tmp_path), "tile_size": 8}])
+        tile_sheets([{"path": str(tmp_path), "tile_size": 8}])
 
 
 def test_all_cells_filtered_out(tmp_path: Path) -> None:
     path = save(tmp_path / "blank.png", np.zeros((16, 16, 4), np.uint8))
     with pytest.raises(ValueError, match=r"^no tiles left in .*blank.png after dropping empty"):
-        load_tile_sheets([{"path": path, "tile_size": 8}])
+        tile_sheets([{"path": path, "tile_size": 8}])
 
 
 @pytest.mark.parametrize(
@@ -407,13 +426,13 @@ def test_all_cells_filtered_out(tmp_path: Path) -> None:
 def test_bad_settings(kwargs: dict, message: str) -> None:
     arguments = {"sources": [{"path": "x.png", "tile_size": 8}], **kwargs}
     with pytest.raises(ValueError, match=message):
-        load_tile_sheets(**arguments)
+        tile_sheets(**arguments)
 
 
 def test_box_resample_names_the_source(tmp_path: Path) -> None:
     path = save(tmp_path / "s.png", make_sheet([[pattern(1, size=24)]]))
     with pytest.raises(ValueError, match=r"box needs .* 32x32, got 24x24 from data.sources\[0\]"):
-        load_tile_sheets([{"path": path, "tile_size": 24}], resample="box")
+        tile_sheets([{"path": path, "tile_size": 24}], resample="box")
 
 
 # --- the real thing: data=rpg_tiles from Debian's angband-data and crawl-tiles-data

@@ -33,8 +33,6 @@ from histae.data.tileset import TileSet, check_shape, check_val_every, split_by_
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = ("png", "gif", "bmp", "jpg", "jpeg", "webp", "tga")
-DEFAULT_MISSING_HINT = "check the path, or use data=procedural (built-in tiles, no files needed)"
 RESAMPLE_CHOICES = ("nearest", "box")
 SOURCE_KEYS = ("path", "tile_size", "offset", "stride")
 # Part of every cache key: bump it when a change here alters the tiles a source yields.
@@ -268,12 +266,12 @@ def sheet_tiles(
 
 def load_tile_sheets(
     sources: Sequence[Mapping],
-    shape: Sequence[int] = (3, 32, 32),
-    val_every: int = 20,
-    cache_dir: str | None = None,
-    min_coverage: float = 0.01,
-    resample: str = "nearest",
-    missing_hint: str = DEFAULT_MISSING_HINT,
+    shape: Sequence[int],
+    val_every: int,
+    cache_dir: str | None,
+    min_coverage: float,
+    resample: str,
+    missing_hint: str,
 ) -> TileSet:
     """Tiles cut from a list of tile sheets (the ``data=rpg_tiles`` target).
 
@@ -315,15 +313,15 @@ def load_tile_sheets(
 
 def load_image_folder(
     root: str,
-    shape: Sequence[int] = (3, 32, 32),
-    tile_size: int | Sequence[int] | None = None,
-    offset: int | Sequence[int] = (0, 0),
-    stride: int | Sequence[int] | None = None,
-    extensions: Sequence[str] = IMAGE_EXTENSIONS,
-    val_every: int = 20,
-    cache_dir: str | None = None,
-    min_coverage: float = 0.01,
-    resample: str = "nearest",
+    shape: Sequence[int],
+    tile_size: int | Sequence[int] | None,
+    offset: int | Sequence[int],
+    stride: int | Sequence[int] | None,
+    extensions: Sequence[str],
+    val_every: int,
+    cache_dir: str | None,
+    min_coverage: float,
+    resample: str,
 ) -> TileSet:
     """Tiles from every image under a folder, searched recursively (``data=image_folder``).
 
