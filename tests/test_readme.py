@@ -113,3 +113,13 @@ def compose_default() -> DictConfig:
             return compose("config")
     finally:
         GlobalHydra.instance().clear()
+
+
+def test_readme_python_blocks_run() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    assert blocks
+    for block in blocks:
+        namespace: dict = {}
+        exec(compile(block, "README.md", "exec"), namespace)
+        if "loss" in namespace:
+            assert namespace["loss"].bins == 50
