@@ -93,10 +93,9 @@ def make_step(
     """
     torch.manual_seed(seed)
     channels_last = variant == "channels_last"
-    model = prepare_model(build_option("model/conv_ae").to(device), channels_last)
+    model = build_option("model/conv_ae").to(device)
+    prepare_model(model, channels_last, compile=variant == "compile")  # as trainer.compile does
     encoder, decoder = model.encoder, model.decoder
-    if variant == "compile":
-        encoder, decoder = torch.compile(encoder), torch.compile(decoder)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
     tiles, x = tile_batch(device)
     x = prepare_batch(x, channels_last)

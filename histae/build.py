@@ -141,7 +141,7 @@ def build_job(cfg: DictConfig) -> Setup:
         )
     if len(tiles.val) == 0:
         raise ValueError("the data has no validation tiles; add tiles or lower data.val_every")
-    prepare_model(model.to(device), t.channels_last)
+    prepare_model(model.to(device), t.channels_last, t.compile)
     objective = Objective(build(cfg.loss), t.code_reg_weight).to(device)
     optimizer = build(cfg.optimizer)(model.parameters())
     scheduler = build(cfg.scheduler)(optimizer)

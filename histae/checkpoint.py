@@ -32,6 +32,7 @@ RUNTIME_KEYS = (
     "trainer.threads",
     "trainer.deterministic",
     "trainer.channels_last",
+    "trainer.compile",
     "logger",
     "sweep",
 )

@@ -135,6 +135,7 @@ class TrainerConf:
     save_checkpoint: bool = MISSING
     deterministic: bool = MISSING  # torch.use_deterministic_algorithms (histae.perf)
     channels_last: bool = MISSING  # the model and batches in channels-last layout (histae.perf)
+    compile: bool = MISSING  # torch.compile encoder and decoder (histae.perf)
 
 
 @dataclass

@@ -6,7 +6,8 @@ Three things, each one call from ``train.py``:
   tile, so it is computed once per training tile (no autograd) and looked up by index, instead
   of once per step.
 * :func:`prepare_model`: ``trainer.channels_last`` puts the model's weights (and
-  :func:`prepare_batch` the batches) in the channels-last layout.
+  :func:`prepare_batch` the batches) in the channels-last layout; ``trainer.compile`` compiles
+  the encoder and decoder.
 * :func:`deterministic_mode`: ``trainer.deterministic`` asks torch for deterministic kernels.
 """
 
@@ -82,15 +83,23 @@ def per_tile_criterion(
     return criterion_for
 
 
-def prepare_model(model: nn.Module, channels_last: bool) -> nn.Module:
+def prepare_model(model: nn.Module, channels_last: bool, compile: bool = False) -> nn.Module:
     """The model in the layout the trainer config asks for (in place; returned for chaining).
 
     ``channels_last``: 4-D weights stored NHWC, which oneDNN's CPU convolutions and cuDNN's
     tensor-core kernels prefer; the numbers agree with the default layout to float tolerance,
     not bitwise (another summation order).
+
+    ``compile``: ``torch.compile`` each child module in place (``nn.Module.compile``), so the
+    state dict keeps its keys and a checkpoint loads with or without it. The first step (and
+    the first validation, which runs without autograd) pays the compile time; the numbers agree
+    to float tolerance.
     """
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    if compile:
+        for child in model.children():
+            child.compile()
     return model
 
 

@@ -1,13 +1,19 @@
-"""histae.perf: per-tile target histograms, the channels_last switch, deterministic mode, CUDA."""
+"""histae.perf: per-tile target histograms, the channels_last and compile switches, deterministic
+mode, CUDA."""
 
 from __future__ import annotations
+
+import shutil
 
 import pytest
 import torch
 
 from histae.build import build_option
+from histae.checkpoint import load_checkpoint
+from histae.jobdir import CHECKPOINT, METRICS, read_metrics
 from histae.objective import code_regularizer
 from histae.perf import deterministic_mode, per_tile_criterion, prepare_batch, prepare_model
+from histae.train import train
 
 CPU = torch.device("cpu")
 
@@ -66,6 +72,28 @@ def losses(channels_last: bool, steps: int = 3) -> list[float]:
 
 def test_channels_last_gives_the_same_losses_to_float_tolerance() -> None:
     assert losses(True) == pytest.approx(losses(False), rel=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on CPU needs a C++ compiler")
+def test_compile_trains_to_float_tolerance_and_loads_without_it(compose_cfg, tmp_path) -> None:
+    job = [
+        "trainer.max_inputs=64",
+        "trainer.val_every_inputs=32",
+        "trainer.batch_size=16",
+        "scheduler=none",
+    ]
+    train(compose_cfg(*job), tmp_path / "plain")
+    train(compose_cfg(*job, "trainer.compile=true"), tmp_path / "compiled")
+    plain, compiled = (read_metrics(tmp_path / name / METRICS) for name in ("plain", "compiled"))
+    assert [r["inputs"] for r in compiled] == [r["inputs"] for r in plain]
+    assert [r["loss"] for r in compiled] == pytest.approx([r["loss"] for r in plain], rel=1e-3)
+    # Compiled in place: the same state-dict keys, so the job resumes with the switch off.
+    saved = load_checkpoint(tmp_path / "compiled" / CHECKPOINT)
+    assert saved["model"].keys() == load_checkpoint(tmp_path / "plain" / CHECKPOINT)["model"].keys()
+    build_option("model/conv_ae").load_state_dict(saved["model"], strict=True)
+    train(compose_cfg(*job), tmp_path / "compiled")  # compile is a runtime key: same job
+    assert read_metrics(tmp_path / "compiled" / METRICS) == compiled
 
 
 def test_deterministic_mode_runs_the_histogram_losses_and_restores_the_setting() -> None:

@@ -73,7 +73,7 @@ def test_every_default_readme_states_is_the_configs() -> None:
             assert key in cfg[group], f"README names {group}.{key}, which the config lacks"
             assert yaml_value(cell) == cfg[group][key], f"README: {group}.{key} = {cell.strip()}"
             checked += 1
-    assert checked == 19  # the trainer (13) and loss (6) tables
+    assert checked == 20  # the trainer (14) and loss (6) tables
     # The colour-loss table: "`key` (value" against that option's YAML.
     for option, keys in re.findall(r"^\| `(\w+)` \| \*\*.*\| (.+) \|$", readme, flags=re.M):
         node = OmegaConf.load(CONF / "loss" / f"{option}.yaml")
@@ -81,7 +81,7 @@ def test_every_default_readme_states_is_the_configs() -> None:
             if key in node:
                 assert yaml_value(value) == node[key], f"README: loss={option} {key} ({value})"
                 checked += 1
-    assert checked == 19 + 8  # and 8 values in the colour-loss table
+    assert checked == 20 + 8  # and 8 values in the colour-loss table
 
 
 def test_readme_group_table_lists_every_option_and_the_default() -> None:
