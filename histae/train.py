@@ -96,6 +96,25 @@ def close_row(state: TrainState, lr: float) -> dict[str, Any]:
     return row
 
 
+def log_train_row(
+    job: JobDir, state: TrainState, lr: float, log_every: int, logger: Any
+) -> str | None:
+    """Close the open row and write it to metrics.csv and the logger; if its loss is not
+    finite, write nothing and return what happened (the job has diverged)."""
+    row = close_row(state, lr)
+    if not math.isfinite(row["loss"]):
+        last = next((r["loss"] for r in reversed(state.rows) if "lr" in r), None)
+        return (
+            f"loss became {row['loss']} by step {state.step} ({state.inputs} inputs); "
+            f"last finite loss {last}"
+        )
+    state.rows.append(row)
+    state.next_log += log_every * (state.inputs >= state.next_log)
+    job.write_metrics(state.rows)
+    logger.log_row(row)
+    return None
+
+
 def save_job_checkpoint(
     job: JobDir, setup: Setup, state: TrainState, config: dict[str, Any]
 ) -> None:
@@ -254,6 +273,10 @@ def validation(
     if cfg.trainer.save_checkpoint:
         save_job_checkpoint(job, setup, state, config)
     job.write_status("running")
+    log.info(
+        f"[{job.path.name}] validation at {state.inputs} inputs: loss {metrics['loss']:.4g}, "
+        f"pixel L1 {metrics['pixel_l1']:.4f}, PSNR {metrics['psnr']:.2f} dB"
+    )
     return metrics
 
 
@@ -348,28 +371,14 @@ def run_job(
 
                 # --- log: a row per ~log_every_inputs images; the loop's only host sync
                 if state.inputs >= min(state.next_log, state.next_val) or end:
-                    row = close_row(state, lr)
-                    if not math.isfinite(row["loss"]):
-                        last = next((r["loss"] for r in reversed(state.rows) if "lr" in r), None)
-                        diverged = (
-                            f"loss became {row['loss']} by step {state.step} ({state.inputs} "
-                            f"inputs); last finite loss {last}"
-                        )
+                    if diverged := log_train_row(job, state, lr, t.log_every_inputs, logger):
                         break
-                    state.rows.append(row)
-                    state.next_log += t.log_every_inputs * (state.inputs >= state.next_log)
-                    job.write_metrics(state.rows)
-                    logger.log_row(row)
-                    progress.update(0, loss=row["loss"])
+                    progress.update(0, loss=state.rows[-1]["loss"])
                 progress.update(len(x))
 
                 # --- validate and checkpoint every val_every_inputs and at the end
                 if state.inputs >= state.next_val or end:
-                    m = validation(job, setup, state, val_tiles, cfg, config, logger)
-                    log.info(
-                        f"[{name}] validation at {state.inputs} inputs: loss {m['loss']:.4g}, "
-                        f"pixel L1 {m['pixel_l1']:.4f}, PSNR {m['psnr']:.2f} dB"
-                    )
+                    validation(job, setup, state, val_tiles, cfg, config, logger)
 
                 # --- stop: SIGTERM / Ctrl-C checkpoint the step reached, then leave
                 if stop and not end:
