@@ -83,6 +83,9 @@ def test_normalised_loss_is_total_variation_on_the_same_scale_at_every_bins() ->
     assert tv_scale(job_config("loss.per_channel=true")) == pytest.approx(100 / (2 * 1024))
     assert tv_scale(job_config("loss.normalize=true")) == pytest.approx(50.0)
     assert tv_scale(job_config("loss=emd")) is None
+    # Only the histogram loss's counts: the joint histogram's l1 and a composite have other totals.
+    assert tv_scale(job_config("loss=joint_histogram")) is None
+    assert tv_scale(job_config("loss=composite")) is None
     assert tv_scale(job_config("loss=l1")) is None  # the pixel loss has no histogram
 
 

@@ -68,6 +68,7 @@ METRICS: dict[str, Metric] = {
         Metric(
             "retrieval_top1_channel", "colour retrieval top-1 (per channel)", higher_is_better=True
         ),
+        Metric("retrieval_rank_joint", "mean rank of own original (joint)"),
         Metric("spread_ratio", "spread of outputs / inputs", higher_is_better=True),
     )
 }
@@ -99,6 +100,8 @@ def tv_scale(config: Mapping[str, Any]) -> float | None:
     Only for ``l1``/``mae`` on raw counts or on fractions (see the module docstring).
     """
     loss = section(config, "loss")
+    if loss.get("_target_") != "histae.loss.HistogramLoss":  # a joint or RGB-uv histogram's
+        return None  # l1 has other totals, a composite's loss is a weighted sum
     bins, normalize = loss.get("bins"), loss.get("normalize")
     if loss.get("loss") not in ("l1", "mae") or not isinstance(bins, int) or bins < 1:
         return None
