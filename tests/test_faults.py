@@ -82,6 +82,19 @@ def test_a_typo_in_one_swept_value_writes_nothing(run_cli, capsys, tmp_path) -> 
     assert not sweep.exists()
 
 
+def test_an_unknown_report_lead_is_refused_before_anything_is_written(
+    run_cli, capsys, tmp_path
+) -> None:
+    sweep = tmp_path / "sweep"
+    args = ("-m", *QUICK, "loss.bins=50,60", f"hydra.sweep.dir={sweep}")
+    assert run_cli(*args, "hydra.sweeper.report_lead=psnrr") != 0
+    line = one_error_line(capsys)
+    assert (
+        "hydra.sweeper.report_lead" in line and "retrieval_rank_joint" in line and "'psnrr'" in line
+    )
+    assert not sweep.exists()
+
+
 @pytest.mark.slow
 def test_rerunning_a_sweep_with_another_fixed_value_is_refused_whole(
     run_cli, capsys, tmp_path

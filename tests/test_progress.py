@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 
 from histae import progress as progress_module
 from histae.progress import Progress, format_duration, progress_line, total_images
-from hydra_plugins.histae_sweeper.histae_sweeper import job_budgets, sweep_notice
+from hydra_plugins.histae_sweeper.histae_sweeper import cpu_rate, sweep_notice
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -198,10 +198,23 @@ def test_sweep_notice() -> None:
         "sweep: 4 jobs x 192 images on data=procedural; "
         "on a CPU under a minute (under a minute a job at ~400 img/s)"
     )
-    assert job_budgets([["loss.bins=50"], ["trainer.max_inputs=100", "loss.bins=50"]], 7) == [
-        7,
-        100,
-    ]
+    # Jobs at different rates: the total adds each job's own time.
+    assert sweep_notice("mixed", [36_000, 36_000], "procedural", True, rates=[400, 100]) == (
+        "mixed: 2 jobs x 36,000 images on data=procedural; on a CPU about 8 min (100-400 img/s by loss)"
+    )
+
+
+def test_cpu_rate_by_loss_and_a_composite_at_its_slowest_term(compose_cfg) -> None:
+    rates = {o: cpu_rate(compose_cfg(f"loss={o}").loss) for o in ("histogram", "rgbuv", "l1")}
+    assert rates["rgbuv"] < rates["histogram"] <= rates["l1"]
+    composite = compose_cfg(
+        "loss=composite", "+loss@loss.terms.uv.loss=rgbuv", "loss.terms.uv.weight=1"
+    )
+    assert cpu_rate(composite.loss) == rates["rgbuv"]
+    unused = compose_cfg(
+        "loss=composite", "+loss@loss.terms.uv.loss=rgbuv", "loss.terms.uv.weight=0"
+    )
+    assert cpu_rate(unused.loss) == rates["histogram"]
 
 
 @pytest.mark.parametrize("experiment", ["histloss", "histloss_norm", "histloss_losses"])

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from histae.jobdir import JobDir, read_metrics
 from histae.labels import describe_config, short_keys, varying_keys
@@ -149,6 +150,18 @@ def test_the_lead_metric_is_choosable(tmp_path: Path) -> None:
     assert psnr == sorted(psnr, reverse=True)  # higher is better
     with pytest.raises(ValueError, match=r"lead metric must be one of hist_w1, .*got 'nope'"):
         write_report(sweep_dir, lead="nope")
+    # The sweep's own choice (hydra.sweeper.report_lead in multirun.yaml) is the default ...
+    record = yaml.safe_load((sweep_dir / "multirun.yaml").read_text())
+    record["hydra"]["sweeper"] = {"report_lead": "psnr"}
+    (sweep_dir / "multirun.yaml").write_text(yaml.safe_dump(record))
+    assert main([str(sweep_dir)]) == 0
+    assert (
+        json.loads((report_files(sweep_dir) / "results.json").read_text())["lead_metric"] == "psnr"
+    )
+    # ... and --lead still wins.
+    assert main([str(sweep_dir), "--lead", "hist_w1"]) == 0
+    data = json.loads((report_files(sweep_dir) / "results.json").read_text())
+    assert data["lead_metric"] == "hist_w1"
 
 
 def test_heatmap_cells_equal_the_table(sweep: Path, tmp_path: Path) -> None:

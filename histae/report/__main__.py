@@ -30,9 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--lead",
-        default=DEFAULT_LEAD,
+        default=None,
         choices=list(METRICS),
-        help=f"the metric the results are sorted by (default {DEFAULT_LEAD})",
+        help="the metric the results are sorted by (default: the sweep's "
+        f"hydra.sweeper.report_lead, else {DEFAULT_LEAD})",
     )
     args = parser.parse_args(argv)
     failed = False

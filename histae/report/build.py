@@ -27,6 +27,7 @@ from histae.report.reading import (
     is_sweep_dir,
     load_job,
     read_jobs,
+    read_sweep_lead,
     read_sweep_overrides,
 )
 from histae.report.settings import group_settings, lead_metrics, sort_settings
@@ -65,7 +66,7 @@ def _check_sweep_dir(sweep_dir: Path) -> None:
         )
 
 
-def write_report(sweep_dir: str | os.PathLike, lead: str = DEFAULT_LEAD) -> Path:
+def write_report(sweep_dir: str | os.PathLike, lead: str | None = None) -> Path:
     """Write the sweep's report into ``<sweep_dir>/report/``; return its index.html.
 
     Works on a finished sweep, a running one, one with failed or unreadable jobs. Reads the job
@@ -73,14 +74,16 @@ def write_report(sweep_dir: str | os.PathLike, lead: str = DEFAULT_LEAD) -> Path
     when the sweep lives in the default ``outputs/sweeps/``.
 
     Args:
-        lead: the metric the table is sorted by and the curves show (``METRICS``' keys).
+        lead: the metric the table is sorted by and the curves show (``METRICS``' keys);
+            None: the sweep's ``hydra.sweeper.report_lead`` from multirun.yaml, else
+            ``DEFAULT_LEAD``.
 
     Raises:
         FileNotFoundError / ValueError: ``sweep_dir`` is missing or no sweep folder, or ``lead``
             is unknown.
     """
     sweep_dir = Path(os.path.abspath(sweep_dir))
-    lead_m = lead_metric(lead)
+    lead_m = lead_metric(lead or read_sweep_lead(sweep_dir) or DEFAULT_LEAD)
     _check_sweep_dir(sweep_dir)
     jobs = read_jobs(sweep_dir)
     settings = sort_settings(group_settings(jobs), lead_m)

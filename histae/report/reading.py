@@ -161,6 +161,16 @@ def read_sweep_overrides(sweep_dir: Path) -> list[str]:
     return [str(o) for o in task] + [f"{k}={v}" for k, v in params.items()]
 
 
+def read_sweep_lead(sweep_dir: Path) -> str | None:
+    """The report's lead metric the sweep asked for (``hydra.sweeper.report_lead``), or None."""
+    try:
+        config = yaml.safe_load((sweep_dir / MULTIRUN).read_text(errors="replace"))
+        lead = config["hydra"]["sweeper"]["report_lead"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    return lead if isinstance(lead, str) else None
+
+
 def expected_jobs(overrides: Sequence[str]) -> int | None:
     """How many jobs the sweep overrides expand to, or None if they cannot be parsed here."""
     from hydra.core.override_parser.overrides_parser import OverridesParser

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from histae.hydra_compat import basic_sweeper, job_error
 from histae.jobdir import MULTIRUN, JobStopped, error_line
-from histae.labels import job_names, split_override
+from histae.labels import job_names
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ class HistaeSweeperConf:
     max_batch_size: Optional[int] = None  # noqa: UP045
     params: Optional[Dict[str, str]] = None  # noqa: UP006, UP045
     report: bool = True
+    report_lead: Optional[str] = None  # noqa: UP045  (the metric the report sorts by; None: hist_w1)
 
 
 ConfigStore.instance().store(
@@ -44,8 +45,25 @@ ConfigStore.instance().store(
 )
 
 
-# Images per second of one job on a CPU (README, Performance: ~440 on 2 cores), for the notice.
+# Images per second of one job on 2 CPU cores by its loss's target, measured by
+# +experiment=colour_losses (README, "The answer, measured"), for the notice; others: the default.
 CPU_IMAGES_PER_SECOND = 400.0
+CPU_IMAGES_PER_SECOND_BY_LOSS = {
+    "histae.loss.HistogramLoss": 370.0,
+    "histae.colour.JointHistogramLoss": 116.0,
+    "histae.colour.RGBuvHistogramLoss": 45.0,
+    "histae.colour.SlicedWassersteinLoss": 400.0,
+}
+
+
+def cpu_rate(loss: Any) -> float:
+    """A job's expected images per second on a CPU from its ``loss`` node: a composite loss
+    goes at its slowest term's rate."""
+    target = str(loss.get("_target_", ""))
+    if target == "histae.loss.CompositeLoss":
+        terms = [t.loss for t in loss.terms.values() if t.weight]
+        return min((cpu_rate(term) for term in terms), default=CPU_IMAGES_PER_SECOND)
+    return CPU_IMAGES_PER_SECOND_BY_LOSS.get(target, CPU_IMAGES_PER_SECOND)
 
 
 def _duration(seconds: float) -> str:
@@ -57,13 +75,18 @@ def _duration(seconds: float) -> str:
 
 
 def sweep_notice(
-    name: str, budgets: Sequence[int], data: str, on_cpu: bool, rate: float = CPU_IMAGES_PER_SECOND
+    name: str,
+    budgets: Sequence[int],
+    data: str,
+    on_cpu: bool,
+    rates: Sequence[float] | None = None,
 ) -> str:
     """What a sweep is about to do, said before it starts.
 
     ``sweep_notice("histloss", [500_000] * 9, "rpg_tiles", True)`` ->
     ``"histloss: 9 jobs x 500,000 images on data=rpg_tiles; on a CPU about 3h08m
-    (about 21 min a job at ~400 img/s)"``. ``budgets`` are the jobs' ``trainer.max_inputs``.
+    (about 21 min a job at ~400 img/s)"``. ``budgets`` are the jobs' ``trainer.max_inputs``,
+    ``rates`` their expected images per second on a CPU (:func:`cpu_rate`).
     """
     jobs = len(budgets)
     if len(set(budgets)) == 1:
@@ -73,18 +96,13 @@ def sweep_notice(
     text = f"{name}: {size} on data={data}"
     if not on_cpu or not budgets:
         return text
-    total = sum(budgets) / rate
-    each = f"{_duration(total / jobs)} a job at ~{rate:,.0f} img/s"
+    rates = list(rates or [CPU_IMAGES_PER_SECOND] * jobs)
+    total = sum(b / r for b, r in zip(budgets, rates, strict=True))
+    if len(set(rates)) == 1:
+        each = f"{_duration(total / jobs)} a job at ~{rates[0]:,.0f} img/s"
+    else:
+        each = f"{min(rates):,.0f}-{max(rates):,.0f} img/s by loss"
     return f"{text}; on a CPU {_duration(total)} ({each})"
-
-
-def job_budgets(jobs: Sequence[Sequence[str]], default: int) -> list[int]:
-    """Each job's ``trainer.max_inputs``: its override if it has one, else ``default``."""
-    budgets = []
-    for job in jobs:
-        values = dict(split_override(o) for o in job)
-        budgets.append(int(values.get("trainer.max_inputs", default)))
-    return budgets
 
 
 class SweepFailed(Exception):
@@ -110,9 +128,11 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
         max_batch_size: int | None = None,
         params: dict[str, str] | None = None,
         report: bool = True,
+        report_lead: str | None = None,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.report = report
+        self.report_lead = report_lead
 
     def _subdir_is_set_by_user(self) -> bool:
         assert self.config is not None
@@ -146,7 +166,15 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
         from histae.checks import check_config, check_folder
 
         assert self.config is not None and self.hydra_context is not None
+        if self.report_lead is not None:
+            from histae.report.build import lead_metric
+
+            try:
+                lead_metric(self.report_lead)
+            except ValueError as err:
+                raise SweepRefused(f"hydra.sweeper.report_lead: {err}") from None
         loader = self.hydra_context.config_loader
+        self.estimates: list[tuple[int, float]] = []  # (budget, CPU images/s) per job
         for batch in self.overrides:
             for job in batch:
                 shown = " ".join(o for o in job if not o.startswith("hydra.sweep.subdir="))
@@ -158,6 +186,7 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
                         del cfg["hydra"]
                     check_config(cfg)
                     config = job_config(cfg)
+                    self.estimates.append((int(cfg.trainer.max_inputs), cpu_rate(cfg.loss)))
                 except Exception as err:
                     raise SweepRefused(f"job {shown}: {error_line(err)}") from err
                 if not self._subdir_is_set_by_user():
@@ -202,7 +231,7 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
             raise
         finally:
             if self.report:
-                self._write_report(sweep_dir)
+                self._write_report(sweep_dir, self.report_lead)
         if failed or diverged:
             parts = [f"{len(failed)} of {done} jobs failed ({'; '.join(failed)})"] if failed else []
             if diverged:
@@ -230,22 +259,22 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
             import torch
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        jobs = [job for batch in self.overrides for job in batch]
         return sweep_notice(
             str(choices.get("experiment") or "sweep"),
-            job_budgets(jobs, int(trainer.max_inputs)),
+            [budget for budget, _ in self.estimates],
             str(choices.get("data")),
             on_cpu=device == "cpu",
+            rates=[rate for _, rate in self.estimates],
         )
 
     @staticmethod
-    def _write_report(sweep_dir: Path) -> None:
+    def _write_report(sweep_dir: Path, lead: str | None) -> None:
         try:
             from histae.report import write_report
         except ImportError:
             return
         try:
-            path = write_report(sweep_dir)
+            path = write_report(sweep_dir, lead=lead)
             log.info(f"Sweep report: {path}")
         except Exception as err:  # a broken report must not hide the sweep's own outcome
             log.error(f"Could not write the sweep report for {sweep_dir}: {err}")
