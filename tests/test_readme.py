@@ -3,6 +3,7 @@ sets up what CI sets up."""
 
 from __future__ import annotations
 
+import csv
 import re
 
 import yaml
@@ -123,3 +124,27 @@ def test_readme_python_blocks_run() -> None:
         exec(compile(block, "README.md", "exec"), namespace)
         if "loss" in namespace:
             assert namespace["loss"].bins == 50
+
+
+def _pm(row: dict, key: str, digits: int) -> str:
+    return f"{float(row[key]):.{digits}f} ± {float(row[key + '_std']):.{digits}f}"
+
+
+def findings_rows(rows: list[dict]) -> list[str]:
+    """README's findings table, from the report's results.csv of the run it describes."""
+    return [
+        f"| `{r['colour_arm']}` | {_pm(r, 'retrieval_rank_joint', 1)} | "
+        f"{_pm(r, 'retrieval_top1_joint', 3)} | {_pm(r, 'spread_ratio', 2)} | "
+        f"{_pm(r, 'hist_w1', 3)} | {_pm(r, 'psnr', 1)} | {float(r['images_per_second']):.0f} |"
+        for r in rows
+    ]
+
+
+def test_readme_findings_table_is_the_runs_results() -> None:
+    # docs/colour_losses.csv is the report's results.csv of the run README describes.
+    with open(ROOT / "docs" / "colour_losses.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(list((CONF / "colour_arm").glob("*.yaml")))
+    readme = (ROOT / "README.md").read_text()
+    for line in findings_rows(rows):
+        assert line in readme, line
