@@ -62,8 +62,12 @@ def _composed(*overrides: str) -> dict[str, Any]:
 
     from histae.config import CONFIG_DIR, register
 
+    if GlobalHydra.instance().is_initialized():  # clearing it would break the running app
+        raise RuntimeError(
+            "build_option composes its own config and cannot run inside a Hydra app or "
+            "initialize() block; there, compose the option and call hydra.utils.instantiate"
+        )
     register()
-    GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
             cfg = compose("config", overrides=list(overrides))

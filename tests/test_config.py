@@ -119,6 +119,12 @@ def test_build_option_takes_the_yaml_values_and_names_a_wrong_key() -> None:
     assert option_config("data/procedural", "model.shape=[3,16,16]").shape == [3, 16, 16]
     with pytest.raises(ValueError, match=r"loss/histogram has no key 'bnis'; valid: .*bins"):
         build_option("loss/histogram", bnis=7)
+    # Inside an initialize() block (or a Hydra app) it refuses rather than clear Hydra's state.
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        with pytest.raises(RuntimeError, match="cannot run inside a Hydra app"):
+            build_option("model/conv_ae", code_size=3)
+        assert GlobalHydra.instance().is_initialized()
 
 
 def test_the_default_job_is_the_reference(compose_cfg) -> None:
