@@ -148,3 +148,25 @@ def test_readme_findings_table_is_the_runs_results() -> None:
     readme = (ROOT / "README.md").read_text()
     for line in findings_rows(rows):
         assert line in readme, line
+
+
+def test_readme_500k_figures_are_the_runs() -> None:
+    # docs/reference_500k.csv: the validation rows of the 500,000-image job's metrics.csv.
+    with open(ROOT / "docs" / "reference_500k.csv") as f:
+        rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    readme = (ROOT / "README.md").read_text()
+    at = {int(r["inputs"]): r for r in rows}
+    last = rows[-1]
+    ranks = [r["retrieval_rank_joint"] for r in rows if r["inputs"] >= 125_000]
+    claims = {
+        f"mean rank\ngoes from {at[25024]['retrieval_rank_joint']:.1f} at 25,000 images",
+        f"to {at[125056]['retrieval_rank_joint']:.1f} at 125,000",
+        f"within {min(ranks):.1f}-{max(ranks):.1f} to the end ({last['retrieval_rank_joint']:.1f})",
+        f"top-1 reaches {last['retrieval_top1_joint']:.3f}",
+        f"the spread stays at {last['spread_ratio']:.2f}",
+        f"`hist_w1` {last['hist_w1']:.3f}",
+        f"PSNR {last['psnr']:.1f} dB",
+    }
+    flat = " ".join(readme.split())
+    for claim in claims:
+        assert " ".join(claim.split()) in flat, claim
