@@ -28,7 +28,6 @@ processes cannot inflate.
 from __future__ import annotations
 
 import argparse
-import inspect
 import statistics
 import tempfile
 import time
@@ -41,8 +40,6 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch.utils.flop_counter import FlopCounterMode
 
-import histae.config
-import histae.train
 from histae.build import build_option
 from histae.objective import code_regularizer
 from histae.perf import per_tile_criterion, prepare_batch, prepare_model
@@ -211,20 +208,21 @@ def section_loss(args, device: torch.device) -> None:
     print(f"  worst per-tile histogram step (median): {worst:.3f}x (target <= 1.05x) {verdict}")
 
 
-def bare_loop(tiles: torch.Tensor, inputs: int, device: torch.device, per_tile: bool) -> float:
-    """Images/s of the plainest loop over the same model, data and loss as the trainer."""
+def bare_loop(tiles: torch.Tensor, inputs: int, device: torch.device, channels_last: bool) -> float:
+    """Images/s of the plainest loop over the same model, data and loss as the trainer, with
+    the trainer's layout and its per-tile target histograms (histae.build.build_job)."""
     torch.manual_seed(0)
-    model = build_option("model/conv_ae").to(device)
+    model = prepare_model(build_option("model/conv_ae").to(device), channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
     criterion = build_option("loss/histogram", bins=100, sigma=100.0).to(device)
-    criterion_for = per_tile_criterion(criterion, tiles, device) if per_tile else None
+    criterion_for = per_tile_criterion(criterion, tiles, device)
     sync(device)
     start = time.perf_counter()
     seen = 0
     while seen < inputs:
         for i in range(0, len(tiles) - BATCH + 1, BATCH):
-            x = tiles[i : i + BATCH].to(device).float() / 255
-            loss_fn = criterion_for(torch.arange(i, i + BATCH)) if criterion_for else criterion
+            x = prepare_batch(tiles[i : i + BATCH].to(device).float() / 255, channels_last)
+            loss_fn = criterion_for(torch.arange(i, i + BATCH))
             code = model.encoder(x)
             loss = loss_fn(model.decoder(code), x) + 1e-4 * sum(code_regularizer(code))
             optimizer.zero_grad(set_to_none=True)
@@ -238,10 +236,7 @@ def bare_loop(tiles: torch.Tensor, inputs: int, device: torch.device, per_tile: 
 
 
 def section_trainer(args, device: torch.device) -> None:
-    # The bare loop does what the trainer does with the target: per tile once train.py uses it.
-    per_tile = "per_tile_criterion" in inspect.getsource(histae.train)
-    targets = "per tile" if per_tile else "per step"
-    print(f"\n(4) histae trainer vs a bare loop (histogram bins=100, batch 64, targets {targets})")
+    print("\n(4) histae trainer vs a bare loop (histogram bins=100, batch 64, per-tile targets)")
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose(
             "config",
@@ -258,7 +253,7 @@ def section_trainer(args, device: torch.device) -> None:
         with tempfile.TemporaryDirectory() as job_dir:
             summary = train(cfg, job_dir)
         rates_trainer.append(summary["inputs"] / summary["wall_time"])
-        rates_bare.append(bare_loop(tiles, args.inputs, device, per_tile))
+        rates_bare.append(bare_loop(tiles, args.inputs, device, cfg.trainer.channels_last))
     for name, rates in (("bare loop", rates_bare), ("histae trainer", rates_trainer)):
         print(f"  {name:<16} img/s min/median/max {fmt_spread(rates, 1.0)}")
     med = statistics.median(rates_trainer) / statistics.median(rates_bare)

@@ -130,10 +130,17 @@ def _pm(row: dict, key: str, digits: int) -> str:
     return f"{float(row[key]):.{digits}f} ± {float(row[key + '_std']):.{digits}f}"
 
 
+def label(row: dict) -> str:
+    """A results row's arm: ``colour_arm`` of colour_losses, the pixel weight of the follow-up."""
+    if "colour_arm" in row:
+        return f"`{row['colour_arm']}`"
+    return f"`composite`, l1 weight {row['loss.terms.l1.weight']}"
+
+
 def findings_rows(rows: list[dict]) -> list[str]:
     """README's findings table, from the report's results.csv of the run it describes."""
     return [
-        f"| `{r['colour_arm']}` | {_pm(r, 'retrieval_rank_joint', 1)} | "
+        f"| {label(r)} | {_pm(r, 'retrieval_rank_joint', 1)} | "
         f"{_pm(r, 'retrieval_top1_joint', 3)} | {_pm(r, 'spread_ratio', 2)} | "
         f"{_pm(r, 'hist_w1', 3)} | {_pm(r, 'psnr', 1)} | {float(r['images_per_second']):.0f} |"
         for r in rows
@@ -145,8 +152,11 @@ def test_readme_findings_table_is_the_runs_results() -> None:
     with open(ROOT / "docs" / "colour_losses.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(list((CONF / "colour_arm").glob("*.yaml")))
+    with open(ROOT / "docs" / "composite_weights.csv") as f:
+        weights = list(csv.DictReader(f))
+    assert len(weights) == 2
     readme = (ROOT / "README.md").read_text()
-    for line in findings_rows(rows):
+    for line in findings_rows(rows) + findings_rows(weights):
         assert line in readme, line
 
 
