@@ -461,3 +461,30 @@ def test_real_sweep_over_seeds_reports_replicates(tmp_path: Path) -> None:
     ]
     data = json.loads((sweep_dir / "report" / "results.json").read_text())
     assert sorted(j["seed"] for j in data["jobs"]) == ["1", "1", "2", "2"]
+
+
+def test_marginals_of_named_options_draw_no_trend_line(monkeypatch, tmp_path: Path) -> None:
+    import histae.report.comparisons as comparisons
+    from histae.report.settings import Setting
+
+    figures = []
+    monkeypatch.setattr(comparisons, "save_figure", lambda fig, path: figures.append(fig))
+    arms = [Setting({"arm": a}, a, []) for a in ("pooled", "joint", "sliced_w", "rgbuv")]
+    bins = [Setting({"bins": b}, b, []) for b in ("50", "100", "200")]
+    for settings, key, line in ((arms, "arm", "None"), (bins, "bins", "-")):
+        comparisons.plot_marginals(settings, [key], METRICS["psnr"], {}, tmp_path / "m.png")
+        ax = figures[-1].axes[0]
+        # Named options have no order: markers only, labels turned to stay readable.
+        assert ax.get_lines()[0].get_linestyle() == line
+        assert {t.get_text() for t in ax.get_xticklabels()} == {s.label for s in settings}
+        assert (ax.get_xticklabels()[0].get_rotation() > 0) == (line == "None")
+
+
+def test_setting_colours_are_distinct_and_never_grey() -> None:
+    from histae.report.settings import colors
+
+    # Grey is the train-average and band colour of every plot: no setting may wear it.
+    for n in (1, 8, 9, 10, 18, 19, 30):
+        chosen = colors(n)
+        assert len(chosen) == len(set(chosen)) == n
+        assert not any(c[1:3] == c[3:5] == c[5:7] for c in chosen), (n, chosen)

@@ -6,6 +6,7 @@ Every drawing function returns the numbers it drew (the tests hold them against 
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -135,6 +136,14 @@ def marginal(
     return values, means, stds
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def plot_marginals(
     settings: Sequence[Setting],
     keys: Sequence[str],
@@ -146,18 +155,34 @@ def plot_marginals(
     """marginals.png: one small panel per key, ``metric`` (mean ± std over the other keys and
     seeds) against the key's values."""
     drawn = {key: marginal(settings, key, metric) for key in keys}
-    n = max(1, len(keys))
+    # A panel per key, wide enough for its labels; named options (no order) get rotated labels
+    # and no connecting line, which would suggest a trend between unrelated settings.
+    widths = [max(3.4, 0.6 * len(drawn[k][0]) + 1.0) for k in keys] or [3.4]
+    width = sum(widths) + 0.6
     fig, axes = subplots(
-        1, n, figsize=(3.4 * n + 0.6, 3.3), sharey=True, squeeze=False, layout="constrained"
+        1,
+        len(widths),
+        figsize=(width, 3.6),
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+        gridspec_kw={"width_ratios": widths},
     )
     for ax, key in zip(axes[0], keys, strict=False):
         values, mean, std = drawn[key]
-        ax.errorbar(range(len(values)), mean, yerr=std, fmt="o-", capsize=3)
-        ax.set_xticks(range(len(values)), values)
+        ordered = all(_is_number(v) for v in values)
+        ax.errorbar(range(len(values)), mean, yerr=std, fmt="o-" if ordered else "o", capsize=3)
+        ax.set_xticks(
+            range(len(values)),
+            values,
+            rotation=0 if ordered else 35,
+            ha="center" if ordered else "right",
+        )
         ax.set_xlabel(short.get(key, key))
         ax.grid(True, alpha=0.3)
     axes[0, 0].set_ylabel(metric.label)
-    fig.suptitle(title or f"{metric.label} against each key (others pooled, mean ± std)")
+    heading = title or f"{metric.label} against each key (others pooled, mean ± std)"
+    fig.suptitle(textwrap.fill(heading, max(30, int(width * 11))), fontsize="medium")
     save_figure(fig, path)
     return drawn
 

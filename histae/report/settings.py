@@ -81,12 +81,20 @@ def group_settings(jobs: Sequence[Job]) -> list[Setting]:
 
 
 def colors(n: int) -> list[str]:
-    """``n`` distinguishable colours as ``#rrggbb``: tab10 up to 10, tab20 up to 20, then turbo."""
-    if n <= 10:
-        return [to_hex(c) for c in colormaps["tab10"].colors[:n]]
-    if n <= 20:
-        return [to_hex(c) for c in colormaps["tab20"].colors[:n]]
+    """``n`` distinguishable colours as ``#rrggbb``: tab10 up to 9, tab20 up to 18, then turbo.
+
+    The palettes' greys are left out: grey is the plots' colour for train averages and seeds'
+    bands, so a grey setting would read as one of those.
+    """
+    for name, size in (("tab10", 9), ("tab20", 18)):
+        if n <= size:
+            chosen = [to_hex(c) for c in colormaps[name].colors]
+            return [c for c in chosen if not _is_grey(c)][:n]
     return [to_hex(c) for c in colormaps["turbo"](np.linspace(0.05, 0.95, n))]
+
+
+def _is_grey(color: str) -> bool:
+    return color[1:3] == color[3:5] == color[5:7]
 
 
 def lead_metrics(settings: Sequence[Setting]) -> list[Metric]:
