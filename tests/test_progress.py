@@ -21,7 +21,11 @@ from omegaconf import OmegaConf
 
 from histae import progress as progress_module
 from histae.progress import Progress, format_duration, progress_line, total_images
-from hydra_plugins.histae_sweeper.histae_sweeper import cpu_rate, sweep_notice
+from hydra_plugins.histae_sweeper.histae_sweeper import (
+    CPU_IMAGES_PER_SECOND_BY_LOSS,
+    cpu_rate,
+    sweep_notice,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -238,7 +242,10 @@ def test_an_experiment_says_what_it_will_run_before_it_starts(tmp_path: Path, ru
     )
     assert code == 1
     out = capsys.readouterr().out
-    notice = "histloss: 9 jobs x 500,000 images on data=procedural; on a CPU about 3h08m"
+    # Each job estimated at the histogram loss's measured CPU rate.
+    rate = CPU_IMAGES_PER_SECOND_BY_LOSS["histae.loss.HistogramLoss"]
+    notice = sweep_notice("histloss", [500_000] * 9, "procedural", True, rates=[rate] * 9)
+    assert notice.startswith("histloss: 9 jobs x 500,000 images on data=procedural; on a CPU")
     assert notice in out
     assert out.index(notice) < out.index("Launching 9 jobs")
     recorded = OmegaConf.load(sweep_dir / "multirun.yaml").hydra.sweeper.params
