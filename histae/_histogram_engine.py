@@ -2,7 +2,7 @@
 
 It computes the reference formula's numbers without ever holding an ``(N, bins)`` tensor,
 through a custom autograd Function (:class:`StreamingHistogram`) that streams the values in
-blocks, saves only its input and recomputes in backward. It picks one of two exact methods
+slabs, saves only its input and recomputes in backward. It picks one of two exact methods
 by ``sigma * delta`` (``sd`` below), each a plan class implementing :class:`HistogramPlan`
 (:class:`MomentPlan`, :class:`WindowPlan`), built once per argument set and cached:
 
@@ -43,10 +43,10 @@ factor ``2**(P - 1)`` of float64 rounding (1e-14 relative at P = 8, 1e-12 at P =
 Sums are accumulated in float64 whatever the input dtype, so float32 results are more accurate
 than the reference's float32 evaluation (tested against a float64 evaluation).
 
-Granularity, one word each, largest first: a *row range* of histogram rows shares one table
-of sums (at most ``TABLE_ELEMENTS``); a *slab* of those rows' values (rows x columns, at most
-about ``SLAB_VALUES``) has its table keys prepared at once; a *block* of a slab's values
-(``block_size``) is accumulated, or differentiated, at once.
+Granularity, largest first: a *row range* of histogram rows shares one table of sums (at
+most ``TABLE_ELEMENTS``); a *slab* of those rows' values (rows x columns, at most
+``block_size`` values, by default ``SLAB_VALUES`` or what fits ``WORK_ELEMENTS``) is
+accumulated, or differentiated, at once, whole rows where a row fits.
 """
 
 from __future__ import annotations
@@ -71,10 +71,12 @@ GROUP_WIDTH = 0.5
 # the sd / 0.5 moment groups per bin: on 64 x 3072 values moments take 7-8 ms up to sd = 16,
 # the window 33 ms at sd = 8, 12 ms at 16, ~9 ms at 32 and beyond.
 WINDOW_SIGMA_DELTA = 24.0
-# Elements of the work buffers of one block (~4 MiB in float64), values of one slab (prepared
-# at once, two numbers each) and elements of one row range's table of sums.
-BLOCK_ELEMENTS = 2**19
-SLAB_VALUES = 2**18
+# Values of one slab: at least twice torch's parallel grain (32768 elements), so that every
+# op on a slab runs on two threads; on 64 x 3 x 1024 values 2**15 took 1.4x as long, 2**17
+# and the whole input (3 x 2**16) 1.0-1.1x. At most WORK_ELEMENTS (8 MiB in float64) of
+# work buffers per slab, and TABLE_ELEMENTS in one row range's table of sums.
+SLAB_VALUES = 2**16
+WORK_ELEMENTS = 2**20
 TABLE_ELEMENTS = 2**19
 # Largest (terms * groups, bins) matrix spelled out for a single matmul; wider ones stay Toeplitz.
 DENSE_ELEMENTS = 2**21
@@ -128,15 +130,15 @@ def _chebyshev_to_monomial(terms: int) -> Tensor:
 
 
 @functools.lru_cache(maxsize=16)
-def _row_offsets(rows: int, cols: int, stride: int, device: str) -> Tensor:
-    """(rows * cols,) int64: the row of each value of a row-major slab, times ``stride``."""
-    return (torch.arange(rows, device=device) * stride).repeat_interleave(cols)
+def _row_starts(rows: int, stride: int, device: str) -> Tensor:
+    """(rows, 1) int64: each row's first key in a table with ``stride`` keys per row."""
+    return (torch.arange(rows, device=device) * stride)[:, None]
 
 
 class _Scratch(threading.local):
     """Work buffers kept per thread from call to call. Fresh multi-MiB buffers are returned to
     the OS by malloc and page-faulted back in on every call, ~3 ms of a ~10 ms call on the
-    reference workload. Bounded: slabs, blocks and tables are capped (~20 MiB in all)."""
+    reference workload. Bounded: slabs and tables are capped (~12 MiB in all)."""
 
     def __init__(self) -> None:
         self.buffers: dict[tuple, Tensor] = {}
@@ -154,9 +156,11 @@ SCRATCH = _Scratch()
 
 
 def _slabs(r0: int, r1: int, n: int, values: int) -> Iterator[tuple[int, int, int, int]]:
-    """Yield (a, b, c0, c1): slabs of rows [a, b) x columns [c0, c1) with <= ~values values."""
+    """Yield (a, b, c0, c1): slabs of rows [a, b) x columns [c0, c1) with <= values values,
+    whole rows of about equal count where a row fits."""
     if n <= values:
-        per = values // n
+        count = -(-(r1 - r0) // (values // n))  # fewest slabs, then rows spread evenly
+        per = -(-(r1 - r0) // count)
         for a in range(r0, r1, per):
             yield a, min(r1, a + per), 0, n
     else:
@@ -166,14 +170,13 @@ def _slabs(r0: int, r1: int, n: int, values: int) -> Iterator[tuple[int, int, in
 
 
 class HistogramPlan(Protocol):
-    """What the streaming Function asks of a method. A histogram row's values are summed
-    into one row of a float64 table; each value lands at an integer *key* (its table row,
-    counted from the first histogram row of the row range) with a float64 *position*.
+    """What the streaming Function asks of a method. Each histogram row's values are summed
+    into one row of a float64 table, a slab of values (rows x columns) at a time.
 
-    Forward, per row range: ``prepare`` keys and positions of a slab, ``accumulate`` them a
-    block at a time into the zeroed (rows, row_size) table, ``finish`` it into (rows, bins).
-    Backward: ``grad_table`` turns (rows, bins) dL/dhist into a table with
-    ``grad_keys_per_row`` rows per histogram row; ``grad_values`` reads it at a block's keys.
+    Forward, per row range: ``accumulate`` each slab into its rows of the zeroed
+    (rows, row_size) table, ``finish`` the table into (rows, bins). Backward: ``grad_table``
+    turns (rows, bins) dL/dhist into a table whose row r serves histogram row r;
+    ``grad_values`` reads a slab's rows of it at the slab's values.
     """
 
     @property
@@ -181,7 +184,7 @@ class HistogramPlan(Protocol):
 
     @property
     def work_per_value(self) -> int:
-        """Work buffer elements per value (sets the default block size)."""
+        """Work buffer elements per value (sets the default slab size)."""
         ...
 
     @property
@@ -189,29 +192,8 @@ class HistogramPlan(Protocol):
         """float64 elements of the forward's table per histogram row."""
         ...
 
-    @property
-    def keys_per_row(self) -> int:
-        """Forward table keys per histogram row."""
-        ...
-
-    @property
-    def grad_keys_per_row(self) -> int:
-        """Backward table rows per histogram row."""
-        ...
-
-    def prepare(self, x: Tensor, offsets: Tensor, offset: int) -> tuple[Tensor, Tensor]:
-        """(n,) values, (n,) key offsets of their rows and a scalar one -> (n,) int64 keys,
-        (n,) float64 positions."""
-        ...
-
-    def buffers(self, block: int, device: torch.device | str) -> dict[str, Tensor]:
-        """Work buffers for blocks of up to ``block`` values, passed to ``accumulate``."""
-        ...
-
-    def accumulate(
-        self, table: Tensor, keys: Tensor, pos: Tensor, buffers: dict[str, Tensor]
-    ) -> None:
-        """Add one block of (nb,) keys and positions into ``table`` (rows, row_size)."""
+    def accumulate(self, table: Tensor, x: Tensor) -> None:
+        """Add a slab's (rows, cols) values (no NaN) into its rows of ``table`` (rows, row_size)."""
         ...
 
     def finish(self, table: Tensor) -> Tensor:
@@ -219,11 +201,11 @@ class HistogramPlan(Protocol):
         ...
 
     def grad_table(self, grad: Tensor) -> Tensor:
-        """(rows, bins) dL/dhist -> (rows * grad_keys_per_row, k) table ``grad_values`` reads."""
+        """(rows, bins) dL/dhist -> (rows, ...) table ``grad_values`` reads."""
         ...
 
-    def grad_values(self, keys: Tensor, pos: Tensor, table: Tensor) -> Tensor:
-        """One block's (nb,) keys and positions -> (nb,) dL/dx."""
+    def grad_values(self, table: Tensor, x: Tensor) -> Tensor:
+        """A slab's rows of the ``grad_table`` and its (rows, cols) values -> (rows, cols) dL/dx."""
         ...
 
 
@@ -238,10 +220,9 @@ class MomentPlan:
     in some bin, one trash cell at each end takes the rest. Group ``q`` of cell ``c`` feeds
     the ``bins_fed`` bins from ``cell_bins c - bin_offset`` on, through
     ``kernel_toeplitz[q * terms + k, j]``: the coefficient of ``tau**k`` for its ``j``-th
-    bin. A histogram row's moments ``mu[k, g] = sum tau**k`` are kept as complex numbers
-    ``(terms / 2, groups)`` pairing powers 2j and 2j + 1, so one scatter adds two of them;
-    ``kernel_dense`` spells ``kernel_toeplitz`` out over all bins, its rows in that table's
-    order.
+    bin. A histogram row's moments ``mu[k, g] = sum tau**k`` are a (terms, groups) block of
+    its table row, one scatter per power; ``kernel_dense`` spells ``kernel_toeplitz`` out
+    over all bins, its rows in that (terms, groups) order.
     """
 
     bins: int
@@ -249,14 +230,14 @@ class MomentPlan:
     delta: float
     cell_bins: int
     cell_groups: int
-    terms: int  # Chebyshev terms per group (the polynomial's degree + 1), even
+    terms: int  # Chebyshev terms per group (the polynomial's degree + 1)
     first_cell: int
     cells: int
     bin_offset: int  # bins a cell's groups feed below the cell's own first bin
     bins_fed: int  # bins each group feeds: cell_bins + bin_offset + ceil(reach)
     kernel_toeplitz: Tensor = field(repr=False)  # (cell_groups * terms, bins_fed) float64
-    # (terms * groups, bins) float64, rows in the table's (terms / 2, groups, 2) order; or
-    # None where too large (then finish and grad_table go through kernel_toeplitz)
+    # (terms * groups, bins) float64, rows in the table's (terms, groups) order; or None
+    # where too large (then finish and grad_table go through kernel_toeplitz)
     kernel_dense: Tensor | None = field(repr=False)
     # (bins, groups * (terms - 1)): dL/dhist @ kernel_grad is the backward's table; per dtype
     kernel_grad: dict[torch.dtype, Tensor] = field(default_factory=dict, repr=False)
@@ -268,68 +249,45 @@ class MomentPlan:
 
     @property
     def work_per_value(self) -> int:
-        """Work buffer elements per value."""
-        return self.terms
+        """Work buffer elements per value: position, group, two powers, a coefficient row."""
+        return self.terms + 3
 
     @property
     def row_size(self) -> int:
         """float64 elements of the moment table per histogram row."""
         return self.terms * self.groups
 
-    @property
-    def keys_per_row(self) -> int:
-        """Table keys (complex elements of the moment table) per histogram row."""
-        return self.row_size // 2
-
-    @property
-    def grad_keys_per_row(self) -> int:
-        """Rows of the backward's table per histogram row: one per group."""
-        return self.groups
-
-    def prepare(self, x: Tensor, offsets: Tensor, offset: int) -> tuple[Tensor, Tensor]:
-        """(n,) values (no NaN) -> (n,) table keys (group + offsets + offset) and float64 tau
-        in [-1, 1), the position in the group. Values beyond the covered cells are
-        clamped into the trash cells at either end, whose moments no bin reads."""
+    def _locate(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(rows, cols) values (no NaN) -> (rows, cols) int64 group of each value in its row
+        and float64 tau in [-1, 1), the position in the group. Values beyond the covered
+        cells are clamped into the trash cells at either end, whose moments no bin reads."""
         group_width = self.delta * self.cell_bins / self.cell_groups
         first = (self.first_cell - 1) * self.cell_groups  # global index of group 0
-        t = SCRATCH.get("t", x.shape[0], torch.float64, x.device).copy_(x)
+        t = SCRATCH.get("t", x.numel(), torch.float64, x.device).view(x.shape).copy_(x)
         t.mul_(1.0 / group_width).add_(-self.lo / group_width - first).clamp_(0.0, self.groups - 1)
-        keys = SCRATCH.get("keys", x.shape[0], torch.int64, x.device)
-        keys.copy_(t).add_(offsets).add_(offset)  # t >= 0: truncation is floor
-        return keys, t.frac_().mul_(2.0).sub_(1.0)
+        group = SCRATCH.get("group", x.numel(), torch.int64, x.device).view(x.shape)
+        group.copy_(t)  # t >= 0: truncation is floor
+        return group, t.frac_().mul_(2.0).sub_(1.0)
 
-    def buffers(self, block: int, device: torch.device | str) -> dict[str, Tensor]:
-        """Work buffers for blocks of up to ``block`` values, reused by every block."""
-        half = self.terms // 2
-        return {
-            "terms": SCRATCH.get("terms", self.terms * block, torch.float64, device),
-            "index": SCRATCH.get("index", half * block, torch.int64, device),
-            "feature": torch.arange(half, device=device)[:, None] * self.groups,
-        }
-
-    def accumulate(
-        self, table: Tensor, keys: Tensor, tau: Tensor, buffers: dict[str, Tensor]
-    ) -> None:
-        """Add the moments tau**k of one block of values into ``table`` (R, row_size)."""
-        nb, half = keys.shape[0], self.terms // 2
-        terms = buffers["terms"][: self.terms * nb].view(half, nb, 2)  # tau**(2j), tau**(2j + 1)
-        even = terms[..., 0]
-        even[0].fill_(1.0)
-        if half > 1:
-            torch.cumprod(tau.square().expand(half - 1, nb), 0, out=even[1:])
-        torch.mul(even, tau, out=terms[..., 1])
-        index = buffers["index"][: half * nb].view(half, nb)
-        torch.add(keys, buffers["feature"], out=index)
-        moments = torch.view_as_complex(table.view(-1, 2))
-        moments.scatter_add_(0, index.view(-1), torch.view_as_complex(terms).view(-1))
+    def accumulate(self, table: Tensor, x: Tensor) -> None:
+        """Add the moments tau**k of a slab's (rows, cols) values into ``table`` (rows,
+        row_size). One 2-D scatter per power: torch spreads its rows over the threads."""
+        group, tau = self._locate(x)
+        moments = table.view(-1, self.terms, self.groups)
+        power = SCRATCH.get("power", 2 * x.numel(), torch.float64, x.device).view(2, *x.shape)
+        moments[:, 0].scatter_add_(1, group, power[1].fill_(1.0))
+        p = tau
+        for k in range(1, self.terms):
+            if k > 1:
+                p = torch.mul(p, tau, out=power[k % 2])
+            moments[:, k].scatter_add_(1, group, p)
 
     def finish(self, table: Tensor) -> Tensor:
         """(R, row_size) moments -> (R, bins) float64 histogram."""
-        n_rows, half = table.shape[0], self.terms // 2
+        n_rows = table.shape[0]
         if self.kernel_dense is not None:
             return table @ self.kernel_dense
-        mu = table.view(n_rows, half, self.groups, 2).transpose(2, 3)  # (R, terms / 2, 2, groups)
-        mu = mu.reshape(n_rows, self.terms, self.cells + 2, self.cell_groups)[:, :, 1:-1]
+        mu = table.view(n_rows, self.terms, self.cells + 2, self.cell_groups)[:, :, 1:-1]
         mu = mu.permute(0, 2, 3, 1).reshape(n_rows, self.cells, self.cell_groups * self.terms)
         y = mu @ self.kernel_toeplitz  # (R, cells, bins_fed)
         length = self.cell_bins * (self.cells - 1) + self.bins_fed
@@ -340,14 +298,14 @@ class MomentPlan:
         return hist.view(n_rows, length)[:, first : first + self.bins]
 
     def grad_table(self, grad: Tensor) -> Tensor:
-        """(R, bins) dL/dhist -> (R * groups, terms - 1): dL/dx = sum_j table[g, j] tau**j."""
+        """(R, bins) dL/dhist -> (R, groups, terms - 1): dL/dx = sum_j table[r, g, j] tau**j."""
         n_rows = grad.shape[0]
         if self.kernel_dense is not None:
             if grad.dtype not in self.kernel_grad:
                 derivative = self._derivative(self.kernel_dense)
                 self.kernel_grad[grad.dtype] = derivative.to(grad.dtype)
             table = grad @ self.kernel_grad[grad.dtype]
-            return table.view(n_rows * self.groups, self.terms - 1)
+            return table.view(n_rows, self.groups, self.terms - 1)
         length = self.cell_bins * (self.cells - 1) + self.bins_fed
         first = self.bin_offset - self.cell_bins * self.first_cell
         padded = grad.new_zeros(n_rows, length)
@@ -357,7 +315,7 @@ class MomentPlan:
         d = d.view(n_rows, self.cells, self.cell_groups, self.terms)[..., 1:]
         d = d * self._scale(grad)
         d = F.pad(d, (0, 0, 0, 0, 1, 1))  # the trash cells
-        return d.reshape(n_rows * self.groups, self.terms - 1)
+        return d.reshape(n_rows, self.groups, self.terms - 1)
 
     def _scale(self, like: Tensor) -> Tensor:
         """(terms - 1,): d/dx sum_k c_k tau**k = sum_k k c_k tau**(k - 1) * dtau/dx."""
@@ -366,21 +324,24 @@ class MomentPlan:
 
     def _derivative(self, dense: Tensor) -> Tensor:
         """kernel_dense (table order) -> (bins, groups * (terms - 1)) for grad_table's matmul."""
-        k = dense.view(self.terms // 2, self.groups, 2, self.bins).transpose(1, 2)
-        k = k.reshape(self.terms, self.groups, self.bins)[1:] * self._scale(dense)[:, None, None]
+        k = dense.view(self.terms, self.groups, self.bins)[1:] * self._scale(dense)[:, None, None]
         return k.permute(2, 1, 0).reshape(self.bins, self.groups * (self.terms - 1)).contiguous()
 
-    def grad_values(self, keys: Tensor, tau: Tensor, table: Tensor) -> Tensor:
-        """One block's keys and tau -> (nb,) dL/dx by Horner's rule on its group's row."""
-        nb, dtype = keys.shape[0], table.dtype
-        tau = SCRATCH.get("tau", nb, dtype, keys.device).copy_(tau)
-        coeffs = SCRATCH.get("coeffs", nb * (self.terms - 1), dtype, keys.device)
-        coeffs = torch.index_select(table, 0, keys, out=coeffs.view(nb, self.terms - 1))
+    def grad_values(self, table: Tensor, x: Tensor) -> Tensor:
+        """A slab's (rows, groups, terms - 1) table rows and (rows, cols) values -> (rows,
+        cols) dL/dx by Horner's rule on each value's group's row."""
+        group, tau64 = self._locate(x)
+        rows, cols = x.shape
+        n, dtype, device = x.numel(), table.dtype, x.device
+        keys = group.add_(_row_starts(rows, self.groups, str(device))).view(-1)
+        coeffs = SCRATCH.get("coeffs", n * (self.terms - 1), dtype, device).view(n, -1)
+        torch.index_select(table.reshape(-1, self.terms - 1), 0, keys, out=coeffs)
+        tau = SCRATCH.get("tau", n, dtype, device).copy_(tau64.view(-1))
         out = coeffs[:, -1]
-        spare = [SCRATCH.get(f"horner{i}", nb, dtype, keys.device) for i in (0, 1)]
+        spare = [SCRATCH.get(f"horner{i}", n, dtype, device) for i in (0, 1)]
         for j in range(self.terms - 3, -1, -1):
             out = torch.addcmul(coeffs[:, j], out, tau, out=spare[j % 2])
-        return out
+        return out.view(rows, cols)
 
 
 @dataclass(frozen=True, eq=False)
@@ -405,8 +366,8 @@ class WindowPlan:
 
     @property
     def work_per_value(self) -> int:
-        """Work buffer elements per value: the window's edges."""
-        return self.window + 1
+        """Work buffer elements per value: the window's edges, three arrays of them."""
+        return 3 * (self.window + 1)
 
     @property
     def window_starts(self) -> int:
@@ -418,19 +379,10 @@ class WindowPlan:
         """float64 elements of the table of sums per histogram row."""
         return self.window_starts * self.window
 
-    @property
-    def keys_per_row(self) -> int:
-        """Table keys (rows of ``window`` sums) per histogram row."""
-        return self.window_starts
-
-    @property
-    def grad_keys_per_row(self) -> int:
-        """Rows of the backward's table per histogram row: one per window start."""
-        return self.window_starts
-
-    def prepare(self, x: Tensor, offsets: Tensor, offset: int) -> tuple[Tensor, Tensor]:
-        """(n,) values -> (n,) table keys (window start + offsets + offset) and float64
-        positions relative to each window's central edge, in bins."""
+    def _locate(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(rows, cols) values -> (rows * cols,) table keys (window start + window + the
+        row's first key) and float64 positions relative to each window's central edge, in
+        bins."""
         t = torch.sub(x.to(torch.float64), self.lo).div_(self.delta)
         if self.window == self.bins:  # the dense edge form: every value, every bin
             start = torch.zeros_like(t)
@@ -439,24 +391,22 @@ class WindowPlan:
             start = start.clamp_(-self.window + 1, self.bins + 1).sub_(1)
         # Measuring from a central edge keeps float32 arguments as exact as float64 ones.
         rel = t.sub_(start).sub_(self.window // 2)
-        return start.long().add_(offsets).add_(offset + self.window), rel
+        keys = start.long().add_(
+            self.window + _row_starts(x.shape[0], self.window_starts, str(x.device))
+        )
+        return keys.view(-1), rel.view(-1)
 
     def _args(self, rel: Tensor, dtype: torch.dtype) -> Tensor:
-        """(nb,) relative positions -> (nb, window + 1) a = sigma (x - e) at the window's edges."""
+        """(n,) relative positions -> (n, window + 1) a = sigma (x - e) at the window's edges."""
         j = torch.arange(self.window + 1, dtype=dtype, device=rel.device) - self.window // 2
         a = (rel.to(dtype)[:, None] - j).mul_(self.sigma_delta)
         limit = 700.0 if dtype == torch.float64 else 80.0  # keep exp(-a) finite
         return a.clamp_(-limit, limit)
 
-    def buffers(self, block: int, device: torch.device | str) -> dict[str, Tensor]:
-        """None needed: a block's (nb, window + 1) terms are fresh tensors."""
-        return {}
-
-    def accumulate(
-        self, table: Tensor, keys: Tensor, rel: Tensor, buffers: dict[str, Tensor]
-    ) -> None:
-        """Add one block's window of bin weights into ``table`` (R, row_size)."""
-        e = self._args(rel, torch.float64).neg_().exp_()  # (nb, window + 1)
+    def accumulate(self, table: Tensor, x: Tensor) -> None:
+        """Add a slab's window of bin weights into ``table`` (rows, row_size)."""
+        keys, rel = self._locate(x)
+        e = self._args(rel, torch.float64).neg_().exp_()  # (n, window + 1)
         s = (e + 1.0).reciprocal_()  # sigmoid(a); e * s = sigmoid(-a) without 1 - s
         # sigmoid(a_j) * sigmoid(-a_{j+1}) * (1 - exp(-sd)) = sigmoid(a_j) - sigmoid(a_{j+1})
         terms = s[:, :-1] * (e[:, 1:] * s[:, 1:])
@@ -472,19 +422,21 @@ class WindowPlan:
         return hist[:, self.window : self.window + self.bins]
 
     def grad_table(self, grad: Tensor) -> Tensor:
-        """(R, bins) -> (R * window_starts, window + 1): sigma * (g_k - g_{k-1}) at each
+        """(R, bins) -> (R, window_starts, window + 1): sigma * (g_k - g_{k-1}) at each
         window edge."""
         padded = F.pad(grad, (self.window, self.window))
         windows = padded.unfold(1, self.window, 1)  # (R, window_starts, window)
         edges = F.pad(windows, (1, 1)).diff(dim=-1)  # (R, window_starts, window + 1)
-        return edges.mul_(self.sigma).reshape(-1, self.window + 1)
+        return edges.mul_(self.sigma)
 
-    def grad_values(self, keys: Tensor, rel: Tensor, table: Tensor) -> Tensor:
-        """One block's keys and positions -> (nb,) dL/dx: the table row dotted with the
-        sigmoid slopes at the window's edges."""
+    def grad_values(self, table: Tensor, x: Tensor) -> Tensor:
+        """A slab's table rows and (rows, cols) values -> (rows, cols) dL/dx: each value's
+        table row dotted with the sigmoid slopes at its window's edges."""
+        keys, rel = self._locate(x)
         e = self._args(rel, table.dtype).abs_().neg_().exp_()
         slope = e / (e + 1.0).square_()  # sigmoid'(a) = sigmoid'(|a|), no overflow
-        return (table.index_select(0, keys) * slope).sum(1)
+        rows = table.reshape(-1, self.window + 1).index_select(0, keys)
+        return (rows * slope).sum(1).view(x.shape)
 
 
 @functools.lru_cache(maxsize=64)
@@ -505,7 +457,6 @@ def build_plan(
     else:
         cell_bins, cell_groups = 1, math.ceil(sd / GROUP_WIDTH)
     terms = _chebyshev_terms(sd * cell_bins / cell_groups / 2, eps)
-    terms += terms % 2  # moments travel in pairs
     # Cells holding a value within reach of [min, max], and the bins each one feeds.
     first_cell = math.floor(-reach / cell_bins)
     cells = math.floor((bins + reach) / cell_bins) - first_cell + 1
@@ -532,9 +483,7 @@ def build_plan(
         spelled = coeffs.permute(2, 0, 1)[:, :, jj.clamp(0, bins_fed - 1)] * inside
         dense = coeffs.new_zeros(terms, cells + 2, cell_groups, bins)  # trash cells stay 0
         dense[:, 1:-1] = spelled.transpose(1, 2)
-        # (terms, groups, bins) -> the moment table's order (terms / 2, groups, 2, bins)
-        dense = dense.view(terms // 2, 2, groups, bins).transpose(1, 2)
-        kernel_dense = dense.reshape(terms * groups, bins)
+        kernel_dense = dense.view(terms * groups, bins)  # the moment table's (terms, groups)
     return MomentPlan(
         bins,
         lo,
@@ -565,61 +514,52 @@ def make_plan(
 
 
 def _row_ranges(
-    n_rows: int, n: int, plan: HistogramPlan
+    n_rows: int, n: int, plan: HistogramPlan, values: int
 ) -> Iterator[tuple[int, int, Iterator[tuple[int, int, int, int]]]]:
     """Yield (r0, r1, slabs): row ranges whose table of sums fits TABLE_ELEMENTS, and in each
-    the (a, b, c0, c1) slabs of at most ~SLAB_VALUES values prepared at once."""
+    the (a, b, c0, c1) slabs of at most ``values`` values."""
     per_range = max(1, TABLE_ELEMENTS // plan.row_size)
     for r0 in range(0, n_rows, per_range):
         r1 = min(n_rows, r0 + per_range)
-        yield r0, r1, _slabs(r0, r1, n, SLAB_VALUES)
+        yield r0, r1, _slabs(r0, r1, n, values)
+
+
+def _slab_values(plan: HistogramPlan, block_size: int | None) -> int:
+    """Values per slab: ``block_size`` if given, else SLAB_VALUES within WORK_ELEMENTS."""
+    return block_size or max(1, min(SLAB_VALUES, WORK_ELEMENTS // plan.work_per_value))
 
 
 def stream_forward(x: Tensor, plan: HistogramPlan, block_size: int | None) -> Tensor:
-    """(R, N) -> (R, bins) in x.dtype, streaming blocks of values into a table of sums."""
+    """(R, N) -> (R, bins) in x.dtype, streaming slabs of values into a table of sums."""
     n_rows, n = x.shape
     # No data-dependent branch: `if isnan(x).any()` would wait for the device on a GPU.
-    nan_rows = torch.isnan(x).any(1, keepdim=True)  # (R, 1)
+    # A row's max is NaN exactly when the row holds one; cheaper than isnan over all values.
+    nan_rows = torch.isnan(x.amax(1, keepdim=True))  # (R, 1)
     x = x.nan_to_num(nan=0.0)  # rows with NaN are overwritten below
     out = torch.empty(n_rows, plan.bins, dtype=torch.float64, device=x.device)
-    block = block_size or max(1, BLOCK_ELEMENTS // plan.work_per_value)
-    buffers = plan.buffers(min(block, n_rows * n), x.device)
-    for r0, r1, slabs in _row_ranges(n_rows, n, plan):
+    for r0, r1, slabs in _row_ranges(n_rows, n, plan, _slab_values(plan, block_size)):
         table = SCRATCH.get("table", (r1 - r0) * plan.row_size, torch.float64, x.device)
         table = table.view(r1 - r0, plan.row_size).zero_()
         for a, b, c0, c1 in slabs:
-            offsets = _row_offsets(b - a, c1 - c0, plan.keys_per_row, str(x.device))
-            keys, pos = plan.prepare(
-                x[a:b, c0:c1].reshape(-1), offsets, (a - r0) * plan.keys_per_row
-            )
-            for s in range(0, keys.shape[0], block):
-                plan.accumulate(table, keys[s : s + block], pos[s : s + block], buffers)
+            plan.accumulate(table[a - r0 : b - r0], x[a:b, c0:c1])
         out[r0:r1] = plan.finish(table)
     # Interpolation errors (< eps) can dip below 0 where the true weight is ~0.
-    out = out.clamp_(min=0.0)
-    return torch.where(nan_rows, math.nan, out).to(x.dtype)
+    out = out.clamp_(min=0.0).masked_fill_(nan_rows, math.nan)
+    return out.to(x.dtype)
 
 
 def _stream_backward(
     x: Tensor, grad: Tensor, plan: HistogramPlan, block_size: int | None
 ) -> Tensor:
-    """(R, N) values and (R, bins) dL/dhist -> (R, N) dL/dx, recomputing block by block."""
+    """(R, N) values and (R, bins) dL/dhist -> (R, N) dL/dx, recomputing slab by slab."""
     n_rows, n = x.shape
     grad = grad.to(x.dtype)
     x = x.nan_to_num(nan=0.0)  # NaN rows have NaN histograms; their gradient is moot
     out = torch.empty_like(x)
-    block = block_size or max(1, BLOCK_ELEMENTS // plan.work_per_value)
-    for r0, r1, slabs in _row_ranges(n_rows, n, plan):
+    for r0, r1, slabs in _row_ranges(n_rows, n, plan, _slab_values(plan, block_size)):
         table = plan.grad_table(grad[r0:r1].contiguous())
         for a, b, c0, c1 in slabs:
-            offsets = _row_offsets(b - a, c1 - c0, plan.grad_keys_per_row, str(x.device))
-            keys, pos = plan.prepare(
-                x[a:b, c0:c1].reshape(-1), offsets, (a - r0) * plan.grad_keys_per_row
-            )
-            slab = out[a:b, c0:c1]
-            for s in range(0, keys.shape[0], block):
-                values = plan.grad_values(keys[s : s + block], pos[s : s + block], table)
-                slab.view(-1)[s : s + block] = values
+            out[a:b, c0:c1] = plan.grad_values(table[a - r0 : b - r0], x[a:b, c0:c1])
     return out
 
 

@@ -10,7 +10,7 @@ temperature in units of 1 / value (not scaled by the bin width).
 :func:`soft_histogram_reference` evaluates that formula densely, one ``(..., bins, N)`` tensor:
 it is the reference every test and benchmark compares against. :func:`soft_histogram` computes
 the same numbers without ever holding an ``(N, bins)`` tensor, through a custom autograd
-Function that streams the values in blocks, saves only its input and recomputes in backward.
+Function that streams the values in slabs, saves only its input and recomputes in backward.
 It picks one of two exact methods by ``sigma * delta``: ``"moments"`` (Chebyshev moments of
 groups of values, ``sigma * delta <= 24``, the training workload) or ``"window"`` (each value
 adds only the bins within saturation reach). Both match the reference within ``eps`` per value
@@ -107,8 +107,8 @@ def soft_histogram(
             ``sigma * delta`` = 4, 2, 1, 0.5, 0.25 (bins=100: sigma=400 .. 25), spread over
             about ``3.6 / (sigma * delta)`` bins (std ``1.8 / sigma``). Both count a value on
             ``min`` or ``max`` as 0.5.
-        block_size: values per block of the streamed sigmoid computation (bounds memory;
-            default: about 2**19 buffer elements).
+        block_size: values per slab of the streamed sigmoid computation (bounds memory;
+            default: 2**16 values, fewer where one value needs many work elements).
         method: ``"auto"``, or force ``"moments"``/``"window"`` (see
             :mod:`histae._histogram_engine`).
 

@@ -34,8 +34,8 @@ TARGET_CHUNK = 256
 # method) and index_put_(accumulate=True) (window method) into float64 tables, the triangular
 # kernel's scatter_add, and cuDNN's convolution / transposed-convolution backward (its algorithm
 # is picked by benchmark, some use atomics). On the CPU every one of them is deterministic.
-# Not yet checked on a GPU: whether torch's deterministic variants cover the complex128 scatter
-# (tests/test_perf.py has the CUDA test).
+# torch documents a deterministic CUDA scatter_add_ (torch.use_deterministic_algorithms,
+# torch 2.13); not yet run on a GPU (tests/test_perf.py has the CUDA test).
 CUDA_NONDETERMINISTIC = (
     "scatter_add_ (soft_histogram moments method, triangular kernel)",
     "index_put_(accumulate=True) (soft_histogram window method)",
