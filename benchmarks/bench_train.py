@@ -11,9 +11,10 @@ experiments, the histogram loss against pixel L1, and histae's trainer against a
     one thread instead of all, and with ``--compile`` ``torch.compile`` of encoder and decoder (minutes to
     compile on 2 cores), as ratios of the default's time.
 (3) The step with the soft-histogram loss at every bins (50/100/200) and sigma (50/100/200) of
-    the reference matrix, pooled and per channel, against the pixel-L1 step. The target's
-    histogram is looked up per tile as the trainer does (``histae.perf.per_tile_criterion``);
-    one row computes it every step, for comparison. Target: <= 1.05x everywhere.
+    the reference matrix, pooled and per channel, against the pixel-L1 step, both in the
+    layout a job trains in (``trainer.channels_last``). The target's histogram is looked up
+    per tile as the trainer does (``histae.perf.per_tile_criterion``); one row computes it
+    every step, for comparison. Target: <= 1.05x everywhere.
 (4) histae's trainer (``train()``: data order, logging, metrics) in images/s against a bare
     PyTorch loop over the same model, data and loss. Target: >= 0.98x.
 
@@ -40,7 +41,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch.utils.flop_counter import FlopCounterMode
 
-from histae.build import build_option
+from histae.build import build_option, option_config
 from histae.objective import code_regularizer
 from histae.perf import per_tile_criterion, prepare_batch, prepare_model
 from histae.train import train
@@ -178,24 +179,34 @@ def section_model(args, device: torch.device) -> None:
         print(f"  {name:<16}{fmt_spread(t)}   {ratio_columns(t, times['default'])}")
 
 
+def trainer_layout() -> str:
+    """make_step's variant for the layout a job trains in (``trainer.channels_last``)."""
+    return "channels_last" if option_config("trainer/default").channels_last else "default"
+
+
 def section_loss(args, device: torch.device) -> None:
-    print("\n(3) histogram-loss step vs pixel-L1 step (target histogram per tile, as trained)")
+    layout = trainer_layout()
+    print(
+        "\n(3) histogram-loss step vs pixel-L1 step, as trained: target histogram per tile,"
+        f" {layout} layout"
+    )
     grid = [(b, s) for b in (50, 100, 200) for s in (50.0, 100.0, 200.0)]
     if args.quick:
         grid = [(50, 100.0), (200, 100.0)]
-    steps = {"pixel L1": make_step(torch.nn.L1Loss(), device)}
+    steps = {"pixel L1": make_step(torch.nn.L1Loss(), device, layout)}
     for per_channel in (False, True):
         for bins, sigma in grid:
             mode = "channel" if per_channel else "image"
             criterion = build_option(
                 "loss/histogram", bins=bins, sigma=sigma, per_channel=per_channel
             )
-            steps[f"per {mode} {bins:>3} {sigma:>3.0f}"] = make_step(criterion, device)
+            steps[f"per {mode} {bins:>3} {sigma:>3.0f}"] = make_step(criterion, device, layout)
     steps["per image 100 100, target/step"] = make_step(
-        build_option("loss/histogram"), device, per_tile=False
+        build_option("loss/histogram"), device, layout, per_tile=False
     )
-    rounds = 3
-    times = interleaved(steps, max(1, args.steps // rounds), rounds)
+    # One step of each per round: 19 settings differ by a few percent, and drift in the
+    # machine's speed over a minute is as large; taking turns step by step spreads it evenly.
+    times = interleaved(steps, 1, args.steps)
     print(
         f"  {'loss bins sigma':<31}{'ms min':>8}{'median':>8}{'max':>8}{'vs L1 (median, min)':>23}"
     )

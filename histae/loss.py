@@ -73,6 +73,26 @@ def check_loss_args(
         )
 
 
+def flatten_values(x: Tensor, per_channel: bool) -> Tensor:
+    """(B, C, ...) images -> (B, N) values per image, or (B, C, N) per channel.
+
+    A histogram does not depend on the order of its values, so a pooled one reads a
+    channels-last batch in memory order: a view, whose gradient reaches the decoder in the
+    decoder's own layout. ``flatten(1)`` would copy the batch into the plain layout and hand
+    back a plain-layout gradient, which the channels-last decoder's backward then converts.
+    Per channel a channel's values are strided in channels-last memory; they are copied.
+    """
+    if per_channel:
+        return x.flatten(2)
+    if (
+        x.dim() == 4
+        and not x.is_contiguous()
+        and x.is_contiguous(memory_format=torch.channels_last)
+    ):
+        return x.permute(0, 2, 3, 1).flatten(1)
+    return x.flatten(1)
+
+
 def histogram_loss(
     output: Tensor,
     target: Tensor,
@@ -154,9 +174,8 @@ def _histogram_loss(
     if output.dim() < (3 if per_channel else 2):
         want = "(B, C, ...)" if per_channel else "(B, ...)"
         raise ValueError(f"output must be {want}, got shape {tuple(output.shape)}")
-    start = 2 if per_channel else 1
-    out = output.flatten(start)  # (B, N) or (B, C, N)
-    tgt = target.flatten(start)
+    out = flatten_values(output, per_channel)  # (B, N) or (B, C, N)
+    tgt = flatten_values(target, per_channel)
     if loss == "sorted_w1":
         return sorted_w1(out, tgt)
     hist_out = _soft_histogram(out, bins, min, max, sigma, kernel)  # (B, bins) or (B, C, bins)
@@ -278,7 +297,7 @@ class HistogramLoss(nn.Module):
         """
         if not self.has_target_histogram:
             raise ValueError("loss.loss 'sorted_w1' compares sorted values, not histograms")
-        tgt = target.flatten(2 if self.per_channel else 1)
+        tgt = flatten_values(target, self.per_channel)
         return _soft_histogram(tgt, self.bins, self.min, self.max, self.sigma, self.kernel)
 
     def forward(self, output: Tensor, target: Tensor, target_hist: Tensor | None = None) -> Tensor:

@@ -275,3 +275,28 @@ def test_a_target_histogram_of_the_wrong_shape_is_refused() -> None:
         criterion(images(0), images(1), target_hist=torch.zeros(3, 12, dtype=torch.float64))
     with pytest.raises(ValueError, match="sorted_w1' compares sorted values"):
         build_option("loss/histogram", bins=24, loss="sorted_w1").target_histogram(images(0))
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_a_channels_last_batch_gives_the_same_loss_and_a_pooled_one_keeps_its_layout(
+    per_channel: bool,
+) -> None:
+    g = torch.Generator().manual_seed(11)
+    plain = torch.rand(4, 3, 8, 8, generator=g)
+    target = torch.rand(4, 3, 8, 8, generator=g)
+    criterion = build_option("loss/histogram", bins=20, per_channel=per_channel)
+    leaf = plain.contiguous(memory_format=torch.channels_last).requires_grad_()
+    out = leaf * 1.0  # a non-leaf in channels-last layout, as the decoder's output is
+    seen = []
+    out.register_hook(seen.append)
+    loss = criterion(out, target.contiguous(memory_format=torch.channels_last))
+    loss.backward()
+    expected = criterion(plain, target)
+    torch.testing.assert_close(loss, expected, rtol=1e-6, atol=0)
+    (grad,) = seen
+    ref = plain.clone().requires_grad_()
+    criterion(ref, target).backward()
+    torch.testing.assert_close(grad, ref.grad, rtol=1e-5, atol=1e-7)
+    # Pooled, the values are read in memory order: the gradient comes back channels-last,
+    # with no transposing copy on either side; per channel it comes back in the plain layout.
+    assert grad.is_contiguous(memory_format=torch.channels_last) != per_channel
