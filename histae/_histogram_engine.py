@@ -11,9 +11,10 @@ by ``sigma * delta`` (``sd`` below), each a plan class implementing :class:`Hist
     a fraction of a bin or several bins). On one group every ``b_k`` is an analytic function of
     the value's position ``tau`` in ``[-1, 1]``: its Chebyshev interpolant of degree ``P - 1``
     (``P``: :attr:`MomentPlan.terms`) matches it within a bound we choose (below), written as
-    ``sum_j K[g, j, k] tau**j``. The histogram is ``hist = mu @ K`` with the group moments
-    ``mu[g, j] = sum tau_i**j`` over the values in group ``g``: each value adds ``P`` numbers
-    (8 in float32) into a table instead of computing one sigmoid per bin. ``K`` is Toeplitz in
+    ``sum_j K[g, j, k] V_j(tau)`` in (signed) Chebyshev polynomials. The histogram is
+    ``hist = mu @ K`` with the group moments ``mu[g, j] = sum V_j(tau_i)`` over the values in
+    group ``g``: each value adds ``P`` numbers (8 in float32) into a table instead of
+    computing one sigmoid per bin. ``K`` is Toeplitz in
     the group; it is sampled once from the kernel in the exact product form
     ``b = (1 - exp(-sd)) sigmoid(a) sigmoid(sd - a)``, ``a = sigma (x - e_k)``, and cached.
     Backward: ``dL/dhist @ dK/dx`` is one derivative polynomial per group, evaluated per value
@@ -37,8 +38,9 @@ Error bound, per value and bin, both methods: ``eps = 2**-30`` (float32 and lowe
   ``E_rho`` with ``rho = beta / h + sqrt((beta / h)**2 + 1)``; ``P`` is the least ``n + 1``
   that brings the bound under ``eps`` for the best ``beta``.
 
-Writing the interpolant in powers of ``tau`` rather than Chebyshev polynomials costs at most a
-factor ``2**(P - 1)`` of float64 rounding (1e-14 relative at P = 8, 1e-12 at P = 14).
+The backward writes the interpolant in powers of ``tau`` (for Horner's rule), which costs at
+most a factor ``2**(P - 1)`` of float64 rounding (1e-14 relative at P = 8, 1e-12 at P = 14);
+the forward's Chebyshev moments do not.
 
 Sums are accumulated in float64 whatever the input dtype, so float32 results are more accurate
 than the reference's float32 evaluation (tested against a float64 evaluation).
@@ -155,18 +157,20 @@ class _Scratch(threading.local):
 SCRATCH = _Scratch()
 
 
-def _slabs(r0: int, r1: int, n: int, values: int) -> Iterator[tuple[int, int, int, int]]:
-    """Yield (a, b, c0, c1): slabs of rows [a, b) x columns [c0, c1) with <= values values,
-    whole rows of about equal count where a row fits."""
-    if n <= values:
-        count = -(-(r1 - r0) // (values // n))  # fewest slabs, then rows spread evenly
-        per = -(-(r1 - r0) // count)
-        for a in range(r0, r1, per):
-            yield a, min(r1, a + per), 0, n
+def _slabs(l0: int, l1: int, m: int, n: int, values: int) -> Iterator[tuple[int, int, int, int]]:
+    """Yield (a, b, c0, c1): slabs ``x[a:b, :, c0:c1]`` of an (L, M, N) input's [l0, l1)
+    with about ``values`` values at most (at least one row), whole rows of about equal
+    count where M rows fit."""
+    if m * n <= values:
+        count = -(-(l1 - l0) // (values // (m * n)))  # fewest slabs, then rows spread evenly
+        per = -(-(l1 - l0) // count)
+        for a in range(l0, l1, per):
+            yield a, min(l1, a + per), 0, n
     else:
-        for a in range(r0, r1):
-            for c0 in range(0, n, values):
-                yield a, a + 1, c0, min(n, c0 + values)
+        width = max(1, values // m)
+        for a in range(l0, l1):
+            for c0 in range(0, n, width):
+                yield a, a + 1, c0, min(n, c0 + width)
 
 
 class HistogramPlan(Protocol):
@@ -193,7 +197,8 @@ class HistogramPlan(Protocol):
         ...
 
     def accumulate(self, table: Tensor, x: Tensor) -> None:
-        """Add a slab's (rows, cols) values (no NaN) into its rows of ``table`` (rows, row_size)."""
+        """Add a slab's (l, M, cols) values (no NaN; any strides) into its ``l * M`` rows of
+        ``table`` (rows, row_size)."""
         ...
 
     def finish(self, table: Tensor) -> Tensor:
@@ -205,7 +210,8 @@ class HistogramPlan(Protocol):
         ...
 
     def grad_values(self, table: Tensor, x: Tensor) -> Tensor:
-        """A slab's rows of the ``grad_table`` and its (rows, cols) values -> (rows, cols) dL/dx."""
+        """A slab's rows of the ``grad_table`` and its (l, M, cols) values -> (l * M, cols)
+        dL/dx."""
         ...
 
 
@@ -219,10 +225,15 @@ class MomentPlan:
     cells ``first_cell .. first_cell + cells - 1`` hold every value with a weight above eps
     in some bin, one trash cell at each end takes the rest. Group ``q`` of cell ``c`` feeds
     the ``bins_fed`` bins from ``cell_bins c - bin_offset`` on, through
-    ``kernel_toeplitz[q * terms + k, j]``: the coefficient of ``tau**k`` for its ``j``-th
-    bin. A histogram row's moments ``mu[k, g] = sum tau**k`` are a (terms, groups) block of
-    its table row, one scatter per power; ``kernel_dense`` spells ``kernel_toeplitz`` out
-    over all bins, its rows in that (terms, groups) order.
+    ``kernel_toeplitz[q * terms + k, j]``: the coefficient of ``V_k(tau)`` for its ``j``-th
+    bin, where ``V_k = s_k T_k`` are the Chebyshev polynomials with signs ``s_k`` = +1, +1,
+    -1, -1, ... that make their recurrence ``V_k = V_{k-2} -+ 2 tau V_{k-1}`` one fused
+    multiply-add. A histogram row's moments ``mu[k, g] = sum V_k(tau)`` are a (terms, groups)
+    block of its table row, one scatter per polynomial (the same cost as powers of ``tau``,
+    whose coefficients grow like ``2**k`` and cancel in the forward's float64 sums). The
+    backward uses ``grad_toeplitz``, the same polynomials in powers of ``tau``: Horner's rule
+    per value is one fused multiply-add a term.
+    Where ``spelled``, both are spelled out over all bins for one matmul each.
     """
 
     bins: int
@@ -235,12 +246,13 @@ class MomentPlan:
     cells: int
     bin_offset: int  # bins a cell's groups feed below the cell's own first bin
     bins_fed: int  # bins each group feeds: cell_bins + bin_offset + ceil(reach)
-    kernel_toeplitz: Tensor = field(repr=False)  # (cell_groups * terms, bins_fed) float64
-    # (terms * groups, bins) float64, rows in the table's (terms, groups) order; or None
-    # where too large (then finish and grad_table go through kernel_toeplitz)
-    kernel_dense: Tensor | None = field(repr=False)
-    # (bins, groups * (terms - 1)): dL/dhist @ kernel_grad is the backward's table; per dtype
-    kernel_grad: dict[torch.dtype, Tensor] = field(default_factory=dict, repr=False)
+    kernel_toeplitz: Tensor = field(repr=False)  # (cell_groups * terms, bins_fed) float64, V_k
+    grad_toeplitz: Tensor = field(repr=False)  # the same, coefficients of tau**k
+    # Whether finish and grad_table multiply by the kernels spelled out over all bins (one
+    # matmul each), or go through the Toeplitz forms (unfold / fold) where those are too large.
+    spelled: bool
+    # Spelled-out kernels by (direction, dtype), built on first use.
+    kernels: dict[tuple[str, torch.dtype], Tensor] = field(default_factory=dict, repr=False)
 
     @property
     def groups(self) -> int:
@@ -258,35 +270,41 @@ class MomentPlan:
         return self.terms * self.groups
 
     def _locate(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(rows, cols) values (no NaN) -> (rows, cols) int64 group of each value in its row
-        and float64 tau in [-1, 1), the position in the group. Values beyond the covered
-        cells are clamped into the trash cells at either end, whose moments no bin reads."""
+        """(l, M, cols) values (no NaN; any strides) -> (l * M, cols) int64 group of each
+        value in its row and float64 tau in [-1, 1), the position in the group. Values beyond
+        the covered cells are clamped into the trash cells at either end, whose moments no
+        bin reads."""
         group_width = self.delta * self.cell_bins / self.cell_groups
         first = (self.first_cell - 1) * self.cell_groups  # global index of group 0
         t = SCRATCH.get("t", x.numel(), torch.float64, x.device).view(x.shape).copy_(x)
+        t = t.view(-1, x.shape[-1])
         t.mul_(1.0 / group_width).add_(-self.lo / group_width - first).clamp_(0.0, self.groups - 1)
-        group = SCRATCH.get("group", x.numel(), torch.int64, x.device).view(x.shape)
+        group = SCRATCH.get("group", x.numel(), torch.int64, x.device).view(t.shape)
         group.copy_(t)  # t >= 0: truncation is floor
         return group, t.frac_().mul_(2.0).sub_(1.0)
 
     def accumulate(self, table: Tensor, x: Tensor) -> None:
-        """Add the moments tau**k of a slab's (rows, cols) values into ``table`` (rows,
-        row_size). One 2-D scatter per power: torch spreads its rows over the threads."""
+        """Add the moments V_k(tau) of a slab's (l, M, cols) values into ``table`` (l * M,
+        row_size). One 2-D scatter per polynomial: torch spreads its rows over the threads."""
         group, tau = self._locate(x)
         moments = table.view(-1, self.terms, self.groups)
-        power = SCRATCH.get("power", 2 * x.numel(), torch.float64, x.device).view(2, *x.shape)
-        moments[:, 0].scatter_add_(1, group, power[1].fill_(1.0))
-        p = tau
-        for k in range(1, self.terms):
-            if k > 1:
-                p = torch.mul(p, tau, out=power[k % 2])
-            moments[:, k].scatter_add_(1, group, p)
+        work = SCRATCH.get("power", 3 * x.numel(), torch.float64, x.device)
+        work = work.view(3, *group.shape)
+        previous, current = work[1].fill_(1.0), tau  # V_0, V_1
+        moments[:, 0].scatter_add_(1, group, previous)
+        moments[:, 1].scatter_add_(1, group, current)
+        for k in range(2, self.terms):
+            # V_k = V_{k-2} + 2 tau V_{k-1} for odd k, - for even; into the slot V_{k-3} held.
+            value = 2.0 if k % 2 else -2.0
+            following = torch.addcmul(previous, current, tau, value=value, out=work[k % 3])
+            previous, current = current, following
+            moments[:, k].scatter_add_(1, group, current)
 
     def finish(self, table: Tensor) -> Tensor:
         """(R, row_size) moments -> (R, bins) float64 histogram."""
         n_rows = table.shape[0]
-        if self.kernel_dense is not None:
-            return table @ self.kernel_dense
+        if self.spelled:
+            return table @ self._kernel("forward", torch.float64)
         mu = table.view(n_rows, self.terms, self.cells + 2, self.cell_groups)[:, :, 1:-1]
         mu = mu.permute(0, 2, 3, 1).reshape(n_rows, self.cells, self.cell_groups * self.terms)
         y = mu @ self.kernel_toeplitz  # (R, cells, bins_fed)
@@ -300,18 +318,15 @@ class MomentPlan:
     def grad_table(self, grad: Tensor) -> Tensor:
         """(R, bins) dL/dhist -> (R, groups, terms - 1): dL/dx = sum_j table[r, g, j] tau**j."""
         n_rows = grad.shape[0]
-        if self.kernel_dense is not None:
-            if grad.dtype not in self.kernel_grad:
-                derivative = self._derivative(self.kernel_dense)
-                self.kernel_grad[grad.dtype] = derivative.to(grad.dtype)
-            table = grad @ self.kernel_grad[grad.dtype]
+        if self.spelled:
+            table = grad @ self._kernel("backward", grad.dtype)
             return table.view(n_rows, self.groups, self.terms - 1)
         length = self.cell_bins * (self.cells - 1) + self.bins_fed
         first = self.bin_offset - self.cell_bins * self.first_cell
         padded = grad.new_zeros(n_rows, length)
         padded[:, first : first + self.bins] = grad
         windows = padded.unfold(1, self.bins_fed, self.cell_bins)  # (R, cells, bins_fed)
-        d = windows @ self.kernel_toeplitz.to(grad.dtype).T  # (R, cells, cell_groups * terms)
+        d = windows @ self.grad_toeplitz.to(grad.dtype).T  # (R, cells, cell_groups * terms)
         d = d.view(n_rows, self.cells, self.cell_groups, self.terms)[..., 1:]
         d = d * self._scale(grad)
         d = F.pad(d, (0, 0, 0, 0, 1, 1))  # the trash cells
@@ -322,16 +337,41 @@ class MomentPlan:
         tau_scale = 2.0 * self.cell_groups / (self.cell_bins * self.delta)
         return torch.arange(1, self.terms, dtype=like.dtype, device=like.device) * tau_scale
 
-    def _derivative(self, dense: Tensor) -> Tensor:
-        """kernel_dense (table order) -> (bins, groups * (terms - 1)) for grad_table's matmul."""
-        k = dense.view(self.terms, self.groups, self.bins)[1:] * self._scale(dense)[:, None, None]
-        return k.permute(2, 1, 0).reshape(self.bins, self.groups * (self.terms - 1)).contiguous()
+    def _kernel(self, direction: str, dtype: torch.dtype) -> Tensor:
+        """The spelled-out kernel in ``dtype``: ``"forward"``, (terms * groups, bins) in the
+        moment table's row order; ``"backward"``, (bins, groups * (terms - 1)), whose product
+        with dL/dhist is the backward's table. Built once per dtype."""
+        kernel = self.kernels.get((direction, dtype))
+        if kernel is None:
+            if direction == "forward":
+                kernel = self._spell(self.kernel_toeplitz)
+            else:
+                k = self._spell(self.grad_toeplitz).view(self.terms, self.groups, self.bins)[1:]
+                k = k * self._scale(k)[:, None, None]
+                k = k.permute(2, 1, 0).reshape(self.bins, self.groups * (self.terms - 1))
+                kernel = k.contiguous()
+            kernel = self.kernels[(direction, dtype)] = kernel.to(dtype)
+        return kernel
+
+    def _spell(self, toeplitz: Tensor) -> Tensor:
+        """(cell_groups * terms, bins_fed) -> (terms * groups, bins) float64: the kernel over
+        every bin, rows in the moment table's (terms, groups) order, the trash cells' 0."""
+        device = toeplitz.device
+        coeffs = toeplitz.view(self.cell_groups, self.terms, self.bins_fed)
+        first = self.cell_bins * (torch.arange(self.cells, device=device) + self.first_cell)
+        jj = torch.arange(self.bins, device=device) - (first - self.bin_offset)[:, None]
+        inside = (jj >= 0) & (jj < self.bins_fed)  # (cells, bins)
+        # (terms, cell_groups, cells, bins)
+        spelled = coeffs.permute(1, 0, 2)[:, :, jj.clamp(0, self.bins_fed - 1)] * inside
+        dense = coeffs.new_zeros(self.terms, self.cells + 2, self.cell_groups, self.bins)
+        dense[:, 1:-1] = spelled.transpose(1, 2)
+        return dense.view(self.terms * self.groups, self.bins)
 
     def grad_values(self, table: Tensor, x: Tensor) -> Tensor:
-        """A slab's (rows, groups, terms - 1) table rows and (rows, cols) values -> (rows,
+        """A slab's (rows, groups, terms - 1) table rows and (l, M, cols) values -> (rows,
         cols) dL/dx by Horner's rule on each value's group's row."""
         group, tau64 = self._locate(x)
-        rows, cols = x.shape
+        rows, cols = group.shape
         n, dtype, device = x.numel(), table.dtype, x.device
         keys = group.add_(_row_starts(rows, self.groups, str(device))).view(-1)
         coeffs = SCRATCH.get("coeffs", n * (self.terms - 1), dtype, device).view(n, -1)
@@ -380,10 +420,10 @@ class WindowPlan:
         return self.window_starts * self.window
 
     def _locate(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(rows, cols) values -> (rows * cols,) table keys (window start + window + the
+        """(l, M, cols) values -> (l * M * cols,) table keys (window start + window + the
         row's first key) and float64 positions relative to each window's central edge, in
         bins."""
-        t = torch.sub(x.to(torch.float64), self.lo).div_(self.delta)
+        t = torch.sub(x.reshape(-1, x.shape[-1]).to(torch.float64), self.lo).div_(self.delta)
         if self.window == self.bins:  # the dense edge form: every value, every bin
             start = torch.zeros_like(t)
         else:
@@ -392,7 +432,7 @@ class WindowPlan:
         # Measuring from a central edge keeps float32 arguments as exact as float64 ones.
         rel = t.sub_(start).sub_(self.window // 2)
         keys = start.long().add_(
-            self.window + _row_starts(x.shape[0], self.window_starts, str(x.device))
+            self.window + _row_starts(t.shape[0], self.window_starts, str(x.device))
         )
         return keys.view(-1), rel.view(-1)
 
@@ -436,7 +476,7 @@ class WindowPlan:
         e = self._args(rel, table.dtype).abs_().neg_().exp_()
         slope = e / (e + 1.0).square_()  # sigmoid'(a) = sigmoid'(|a|), no overflow
         rows = table.reshape(-1, self.window + 1).index_select(0, keys)
-        return (rows * slope).sum(1).view(x.shape)
+        return (rows * slope).sum(1).view(-1, x.shape[-1])
 
 
 @functools.lru_cache(maxsize=64)
@@ -470,20 +510,11 @@ def build_plan(
     j = torch.arange(bins_fed, **f64)[None, :, None]
     # (cell_groups, bins_fed, terms): a = sigma (x - e) at each group's Chebyshev points
     a = sd * (cell_bins * (q + (torch.cos(angle) + 1) / 2) / cell_groups - (j - bin_offset))
-    coeffs = torch.linalg.solve(vandermonde, bin_kernel(a, sd).unsqueeze(-1)).squeeze(-1)
-    coeffs = coeffs @ _chebyshev_to_monomial(terms).to(device)  # the same polynomial in tau**k
-    kernel_toeplitz = coeffs.permute(0, 2, 1).reshape(cell_groups * terms, bins_fed)
-    kernel_dense = None
+    chebyshev = torch.linalg.solve(vandermonde, bin_kernel(a, sd).unsqueeze(-1)).squeeze(-1)
+    k = torch.arange(terms, device=device)
+    signs = 1.0 - 2.0 * ((k // 2) % 2)  # s_k of V_k = s_k T_k: +1, +1, -1, -1, ...
+    powers = chebyshev @ _chebyshev_to_monomial(terms).to(device)  # the same in tau**k
     groups = (cells + 2) * cell_groups
-    if terms * groups * bins <= DENSE_ELEMENTS:
-        first = cell_bins * (torch.arange(cells, device=device) + first_cell) - bin_offset
-        jj = torch.arange(bins, device=device) - first[:, None]  # (cells, bins)
-        inside = (jj >= 0) & (jj < bins_fed)
-        # (terms, cell_groups, cells, bins)
-        spelled = coeffs.permute(2, 0, 1)[:, :, jj.clamp(0, bins_fed - 1)] * inside
-        dense = coeffs.new_zeros(terms, cells + 2, cell_groups, bins)  # trash cells stay 0
-        dense[:, 1:-1] = spelled.transpose(1, 2)
-        kernel_dense = dense.view(terms * groups, bins)  # the moment table's (terms, groups)
     return MomentPlan(
         bins,
         lo,
@@ -495,8 +526,9 @@ def build_plan(
         cells=cells,
         bin_offset=bin_offset,
         bins_fed=bins_fed,
-        kernel_toeplitz=kernel_toeplitz,
-        kernel_dense=kernel_dense,
+        kernel_toeplitz=(chebyshev * signs).permute(0, 2, 1).reshape(-1, bins_fed),
+        grad_toeplitz=powers.permute(0, 2, 1).reshape(-1, bins_fed),
+        spelled=terms * groups * bins <= DENSE_ELEMENTS,
     )
 
 
@@ -514,14 +546,16 @@ def make_plan(
 
 
 def _row_ranges(
-    n_rows: int, n: int, plan: HistogramPlan, values: int
+    x: Tensor, plan: HistogramPlan, values: int
 ) -> Iterator[tuple[int, int, Iterator[tuple[int, int, int, int]]]]:
-    """Yield (r0, r1, slabs): row ranges whose table of sums fits TABLE_ELEMENTS, and in each
-    the (a, b, c0, c1) slabs of at most ``values`` values."""
-    per_range = max(1, TABLE_ELEMENTS // plan.row_size)
-    for r0 in range(0, n_rows, per_range):
-        r1 = min(n_rows, r0 + per_range)
-        yield r0, r1, _slabs(r0, r1, n, values)
+    """Yield (l0, l1, slabs): ranges of an (L, M, N) input's first dimension whose ``M``
+    rows each share a table of sums within TABLE_ELEMENTS (one at least), and in each its
+    (a, b, c0, c1) slabs ``x[a:b, :, c0:c1]`` of at most ``values`` values."""
+    n_l, m, n = x.shape
+    per_range = max(1, TABLE_ELEMENTS // (plan.row_size * m))
+    for l0 in range(0, n_l, per_range):
+        l1 = min(n_l, l0 + per_range)
+        yield l0, l1, _slabs(l0, l1, m, n, values)
 
 
 def _slab_values(plan: HistogramPlan, block_size: int | None) -> int:
@@ -530,46 +564,51 @@ def _slab_values(plan: HistogramPlan, block_size: int | None) -> int:
 
 
 def stream_forward(x: Tensor, plan: HistogramPlan, block_size: int | None) -> Tensor:
-    """(R, N) -> (R, bins) in x.dtype, streaming slabs of values into a table of sums."""
-    n_rows, n = x.shape
+    """(L, M, N) values, any strides -> (L * M, bins) in x.dtype, streaming slabs of values
+    into a table of sums."""
+    n_l, m = x.shape[:2]
     # No data-dependent branch: `if isnan(x).any()` would wait for the device on a GPU.
     # A row's max is NaN exactly when the row holds one; cheaper than isnan over all values.
-    nan_rows = torch.isnan(x.amax(1, keepdim=True))  # (R, 1)
+    nan_rows = torch.isnan(x.amax(-1)).view(-1, 1)  # (L * M, 1)
     x = x.nan_to_num(nan=0.0)  # rows with NaN are overwritten below
-    out = torch.empty(n_rows, plan.bins, dtype=torch.float64, device=x.device)
-    for r0, r1, slabs in _row_ranges(n_rows, n, plan, _slab_values(plan, block_size)):
-        table = SCRATCH.get("table", (r1 - r0) * plan.row_size, torch.float64, x.device)
-        table = table.view(r1 - r0, plan.row_size).zero_()
+    out = torch.empty(n_l * m, plan.bins, dtype=torch.float64, device=x.device)
+    for l0, l1, slabs in _row_ranges(x, plan, _slab_values(plan, block_size)):
+        rows = (l1 - l0) * m
+        table = SCRATCH.get("table", rows * plan.row_size, torch.float64, x.device)
+        table = table.view(rows, plan.row_size).zero_()
         for a, b, c0, c1 in slabs:
-            plan.accumulate(table[a - r0 : b - r0], x[a:b, c0:c1])
-        out[r0:r1] = plan.finish(table)
+            plan.accumulate(table[(a - l0) * m : (b - l0) * m], x[a:b, :, c0:c1])
+        out[l0 * m : l1 * m] = plan.finish(table)
     # Interpolation errors (< eps) can dip below 0 where the true weight is ~0.
-    out = out.clamp_(min=0.0).masked_fill_(nan_rows, math.nan)
-    return out.to(x.dtype)
+    return out.clamp_(min=0.0).masked_fill_(nan_rows, math.nan).to(x.dtype)
 
 
 def _stream_backward(
     x: Tensor, grad: Tensor, plan: HistogramPlan, block_size: int | None
 ) -> Tensor:
-    """(R, N) values and (R, bins) dL/dhist -> (R, N) dL/dx, recomputing slab by slab."""
-    n_rows, n = x.shape
+    """(L, M, N) values and (L * M, bins) dL/dhist -> dL/dx in x's shape and strides,
+    recomputing slab by slab."""
+    m = x.shape[1]
+    # The input's own layout: a channel of a channels-last batch gets its gradient strided
+    # as the batch is, so the decoder's backward reads it without converting.
+    out = torch.empty_like(x)
     grad = grad.to(x.dtype)
     x = x.nan_to_num(nan=0.0)  # NaN rows have NaN histograms; their gradient is moot
-    out = torch.empty_like(x)
-    for r0, r1, slabs in _row_ranges(n_rows, n, plan, _slab_values(plan, block_size)):
-        table = plan.grad_table(grad[r0:r1].contiguous())
+    for l0, l1, slabs in _row_ranges(x, plan, _slab_values(plan, block_size)):
+        table = plan.grad_table(grad[l0 * m : l1 * m].contiguous())
         for a, b, c0, c1 in slabs:
-            out[a:b, c0:c1] = plan.grad_values(table[a - r0 : b - r0], x[a:b, c0:c1])
+            values = plan.grad_values(table[(a - l0) * m : (b - l0) * m], x[a:b, :, c0:c1])
+            out[a:b, :, c0:c1] = values.view(b - a, m, c1 - c0)
     return out
 
 
 class StreamingHistogram(torch.autograd.Function):
-    """(R, N) -> (R, bins) sigmoid soft histogram; saves only its input. Only for inputs that
-    need a gradient: soft_histogram calls :func:`stream_forward` directly for the others."""
+    """(L, M, N) values, any strides -> (L * M, bins) sigmoid soft histogram; saves only its
+    input. Only for inputs that need a gradient: soft_histogram calls :func:`stream_forward`
+    directly for the others."""
 
     @staticmethod
     def forward(ctx, x: Tensor, plan: HistogramPlan, block_size: int | None) -> Tensor:
-        x = x.contiguous()
         ctx.save_for_backward(x)
         ctx.plan, ctx.block_size = plan, block_size
         return stream_forward(x, plan, block_size)
