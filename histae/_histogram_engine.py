@@ -157,20 +157,18 @@ class _Scratch(threading.local):
 SCRATCH = _Scratch()
 
 
-def _slabs(l0: int, l1: int, m: int, n: int, values: int) -> Iterator[tuple[int, int, int, int]]:
-    """Yield (a, b, c0, c1): slabs ``x[a:b, :, c0:c1]`` of an (L, M, N) input's [l0, l1)
-    with about ``values`` values at most (at least one row), whole rows of about equal
-    count where M rows fit."""
-    if m * n <= values:
-        count = -(-(l1 - l0) // (values // (m * n)))  # fewest slabs, then rows spread evenly
-        per = -(-(l1 - l0) // count)
-        for a in range(l0, l1, per):
-            yield a, min(l1, a + per), 0, n
+def _slabs(r0: int, r1: int, n: int, values: int) -> Iterator[tuple[int, int, int, int]]:
+    """Yield (a, b, c0, c1): slabs of rows [a, b) x columns [c0, c1) with <= values values,
+    whole rows of about equal count where a row fits."""
+    if n <= values:
+        count = -(-(r1 - r0) // (values // n))  # fewest slabs, then rows spread evenly
+        per = -(-(r1 - r0) // count)
+        for a in range(r0, r1, per):
+            yield a, min(r1, a + per), 0, n
     else:
-        width = max(1, values // m)
-        for a in range(l0, l1):
-            for c0 in range(0, n, width):
-                yield a, a + 1, c0, min(n, c0 + width)
+        for a in range(r0, r1):
+            for c0 in range(0, n, values):
+                yield a, a + 1, c0, min(n, c0 + values)
 
 
 class HistogramPlan(Protocol):
@@ -197,8 +195,7 @@ class HistogramPlan(Protocol):
         ...
 
     def accumulate(self, table: Tensor, x: Tensor) -> None:
-        """Add a slab's (l, M, cols) values (no NaN; any strides) into its ``l * M`` rows of
-        ``table`` (rows, row_size)."""
+        """Add a slab's (rows, cols) values (no NaN) into its rows of ``table`` (rows, row_size)."""
         ...
 
     def finish(self, table: Tensor) -> Tensor:
@@ -210,8 +207,7 @@ class HistogramPlan(Protocol):
         ...
 
     def grad_values(self, table: Tensor, x: Tensor) -> Tensor:
-        """A slab's rows of the ``grad_table`` and its (l, M, cols) values -> (l * M, cols)
-        dL/dx."""
+        """A slab's rows of the ``grad_table`` and its (rows, cols) values -> (rows, cols) dL/dx."""
         ...
 
 
@@ -270,21 +266,19 @@ class MomentPlan:
         return self.terms * self.groups
 
     def _locate(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(l, M, cols) values (no NaN; any strides) -> (l * M, cols) int64 group of each
-        value in its row and float64 tau in [-1, 1), the position in the group. Values beyond
-        the covered cells are clamped into the trash cells at either end, whose moments no
-        bin reads."""
+        """(rows, cols) values (no NaN) -> (rows, cols) int64 group of each value in its row
+        and float64 tau in [-1, 1), the position in the group. Values beyond the covered
+        cells are clamped into the trash cells at either end, whose moments no bin reads."""
         group_width = self.delta * self.cell_bins / self.cell_groups
         first = (self.first_cell - 1) * self.cell_groups  # global index of group 0
         t = SCRATCH.get("t", x.numel(), torch.float64, x.device).view(x.shape).copy_(x)
-        t = t.view(-1, x.shape[-1])
         t.mul_(1.0 / group_width).add_(-self.lo / group_width - first).clamp_(0.0, self.groups - 1)
         group = SCRATCH.get("group", x.numel(), torch.int64, x.device).view(t.shape)
         group.copy_(t)  # t >= 0: truncation is floor
         return group, t.frac_().mul_(2.0).sub_(1.0)
 
     def accumulate(self, table: Tensor, x: Tensor) -> None:
-        """Add the moments V_k(tau) of a slab's (l, M, cols) values into ``table`` (l * M,
+        """Add the moments V_k(tau) of a slab's (rows, cols) values into ``table`` (rows,
         row_size). One 2-D scatter per polynomial: torch spreads its rows over the threads."""
         group, tau = self._locate(x)
         moments = table.view(-1, self.terms, self.groups)
@@ -368,7 +362,7 @@ class MomentPlan:
         return dense.view(self.terms * self.groups, self.bins)
 
     def grad_values(self, table: Tensor, x: Tensor) -> Tensor:
-        """A slab's (rows, groups, terms - 1) table rows and (l, M, cols) values -> (rows,
+        """A slab's (rows, groups, terms - 1) table rows and (rows, cols) values -> (rows,
         cols) dL/dx by Horner's rule on each value's group's row."""
         group, tau64 = self._locate(x)
         rows, cols = group.shape
@@ -420,10 +414,10 @@ class WindowPlan:
         return self.window_starts * self.window
 
     def _locate(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(l, M, cols) values -> (l * M * cols,) table keys (window start + window + the
+        """(rows, cols) values -> (rows * cols,) table keys (window start + window + the
         row's first key) and float64 positions relative to each window's central edge, in
         bins."""
-        t = torch.sub(x.reshape(-1, x.shape[-1]).to(torch.float64), self.lo).div_(self.delta)
+        t = torch.sub(x.to(torch.float64), self.lo).div_(self.delta)
         if self.window == self.bins:  # the dense edge form: every value, every bin
             start = torch.zeros_like(t)
         else:
@@ -476,7 +470,7 @@ class WindowPlan:
         e = self._args(rel, table.dtype).abs_().neg_().exp_()
         slope = e / (e + 1.0).square_()  # sigmoid'(a) = sigmoid'(|a|), no overflow
         rows = table.reshape(-1, self.window + 1).index_select(0, keys)
-        return (rows * slope).sum(1).view(-1, x.shape[-1])
+        return (rows * slope).sum(1).view(x.shape)
 
 
 @functools.lru_cache(maxsize=64)
@@ -546,16 +540,14 @@ def make_plan(
 
 
 def _row_ranges(
-    x: Tensor, plan: HistogramPlan, values: int
+    n_rows: int, n: int, plan: HistogramPlan, values: int
 ) -> Iterator[tuple[int, int, Iterator[tuple[int, int, int, int]]]]:
-    """Yield (l0, l1, slabs): ranges of an (L, M, N) input's first dimension whose ``M``
-    rows each share a table of sums within TABLE_ELEMENTS (one at least), and in each its
-    (a, b, c0, c1) slabs ``x[a:b, :, c0:c1]`` of at most ``values`` values."""
-    n_l, m, n = x.shape
-    per_range = max(1, TABLE_ELEMENTS // (plan.row_size * m))
-    for l0 in range(0, n_l, per_range):
-        l1 = min(n_l, l0 + per_range)
-        yield l0, l1, _slabs(l0, l1, m, n, values)
+    """Yield (r0, r1, slabs): row ranges whose table of sums fits TABLE_ELEMENTS, and in each
+    the (a, b, c0, c1) slabs of at most ``values`` values."""
+    per_range = max(1, TABLE_ELEMENTS // plan.row_size)
+    for r0 in range(0, n_rows, per_range):
+        r1 = min(n_rows, r0 + per_range)
+        yield r0, r1, _slabs(r0, r1, n, values)
 
 
 def _slab_values(plan: HistogramPlan, block_size: int | None) -> int:
@@ -564,51 +556,46 @@ def _slab_values(plan: HistogramPlan, block_size: int | None) -> int:
 
 
 def stream_forward(x: Tensor, plan: HistogramPlan, block_size: int | None) -> Tensor:
-    """(L, M, N) values, any strides -> (L * M, bins) in x.dtype, streaming slabs of values
-    into a table of sums."""
-    n_l, m = x.shape[:2]
+    """(R, N) -> (R, bins) in x.dtype, streaming slabs of values into a table of sums."""
+    n_rows, n = x.shape
     # No data-dependent branch: `if isnan(x).any()` would wait for the device on a GPU.
     # A row's max is NaN exactly when the row holds one; cheaper than isnan over all values.
-    nan_rows = torch.isnan(x.amax(-1)).view(-1, 1)  # (L * M, 1)
+    nan_rows = torch.isnan(x.amax(1, keepdim=True))  # (R, 1)
     x = x.nan_to_num(nan=0.0)  # rows with NaN are overwritten below
-    out = torch.empty(n_l * m, plan.bins, dtype=torch.float64, device=x.device)
-    for l0, l1, slabs in _row_ranges(x, plan, _slab_values(plan, block_size)):
-        rows = (l1 - l0) * m
-        table = SCRATCH.get("table", rows * plan.row_size, torch.float64, x.device)
-        table = table.view(rows, plan.row_size).zero_()
+    out = torch.empty(n_rows, plan.bins, dtype=torch.float64, device=x.device)
+    for r0, r1, slabs in _row_ranges(n_rows, n, plan, _slab_values(plan, block_size)):
+        table = SCRATCH.get("table", (r1 - r0) * plan.row_size, torch.float64, x.device)
+        table = table.view(r1 - r0, plan.row_size).zero_()
         for a, b, c0, c1 in slabs:
-            plan.accumulate(table[(a - l0) * m : (b - l0) * m], x[a:b, :, c0:c1])
-        out[l0 * m : l1 * m] = plan.finish(table)
+            plan.accumulate(table[a - r0 : b - r0], x[a:b, c0:c1])
+        out[r0:r1] = plan.finish(table)
     # Interpolation errors (< eps) can dip below 0 where the true weight is ~0.
-    return out.clamp_(min=0.0).masked_fill_(nan_rows, math.nan).to(x.dtype)
+    out = out.clamp_(min=0.0).masked_fill_(nan_rows, math.nan)
+    return out.to(x.dtype)
 
 
 def _stream_backward(
     x: Tensor, grad: Tensor, plan: HistogramPlan, block_size: int | None
 ) -> Tensor:
-    """(L, M, N) values and (L * M, bins) dL/dhist -> dL/dx in x's shape and strides,
-    recomputing slab by slab."""
-    m = x.shape[1]
-    # The input's own layout: a channel of a channels-last batch gets its gradient strided
-    # as the batch is, so the decoder's backward reads it without converting.
-    out = torch.empty_like(x)
+    """(R, N) values and (R, bins) dL/dhist -> (R, N) dL/dx, recomputing slab by slab."""
+    n_rows, n = x.shape
     grad = grad.to(x.dtype)
     x = x.nan_to_num(nan=0.0)  # NaN rows have NaN histograms; their gradient is moot
-    for l0, l1, slabs in _row_ranges(x, plan, _slab_values(plan, block_size)):
-        table = plan.grad_table(grad[l0 * m : l1 * m].contiguous())
+    out = torch.empty_like(x)
+    for r0, r1, slabs in _row_ranges(n_rows, n, plan, _slab_values(plan, block_size)):
+        table = plan.grad_table(grad[r0:r1].contiguous())
         for a, b, c0, c1 in slabs:
-            values = plan.grad_values(table[(a - l0) * m : (b - l0) * m], x[a:b, :, c0:c1])
-            out[a:b, :, c0:c1] = values.view(b - a, m, c1 - c0)
+            out[a:b, c0:c1] = plan.grad_values(table[a - r0 : b - r0], x[a:b, c0:c1])
     return out
 
 
 class StreamingHistogram(torch.autograd.Function):
-    """(L, M, N) values, any strides -> (L * M, bins) sigmoid soft histogram; saves only its
-    input. Only for inputs that need a gradient: soft_histogram calls :func:`stream_forward`
-    directly for the others."""
+    """(R, N) -> (R, bins) sigmoid soft histogram; saves only its input. Only for inputs that
+    need a gradient: soft_histogram calls :func:`stream_forward` directly for the others."""
 
     @staticmethod
     def forward(ctx, x: Tensor, plan: HistogramPlan, block_size: int | None) -> Tensor:
+        x = x.contiguous()
         ctx.save_for_backward(x)
         ctx.plan, ctx.block_size = plan, block_size
         return stream_forward(x, plan, block_size)

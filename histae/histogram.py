@@ -149,30 +149,16 @@ def _soft_histogram(
     if x.numel() == 0:
         return x.new_zeros(*lead, bins)
     work = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    x2 = work.reshape(-1, n)
     if kernel == "triangular":
-        hist = _triangular_histogram(work.reshape(-1, n), bins, float(min), float(max))
+        hist = _triangular_histogram(x2, bins, float(min), float(max))
     else:
         plan = make_plan(bins, float(min), float(max), float(sigma), work.dtype, method, x.device)
-        rows = _as_rows(work)
-        if torch.is_grad_enabled() and rows.requires_grad:
-            hist = StreamingHistogram.apply(rows, plan, block_size)
+        if torch.is_grad_enabled() and x2.requires_grad:
+            hist = StreamingHistogram.apply(x2, plan, block_size)
         else:  # a target's histogram: no graph node, no saved input
-            hist = stream_forward(rows, plan, block_size)
+            hist = stream_forward(x2.contiguous(), plan, block_size)
     return hist.reshape(*lead, bins).to(x.dtype)
-
-
-def _as_rows(x: Tensor) -> Tensor:
-    """(..., N) -> (L, M, N) with L * M histogram rows in order, a view wherever the strides
-    allow: (R, 1, N) when the leading dimensions merge; else the last leading dimension kept
-    apart, as for a channel of a channels-last batch (rows (B, C), values strided by C),
-    which the engine reads and hands its gradient back in place, without a copy."""
-    n = x.shape[-1]
-    if x.dim() < 3:
-        return x.reshape(-1, 1, n)
-    try:
-        return x.view(-1, 1, n)
-    except RuntimeError:  # the leading dimensions do not merge
-        return x.reshape(-1, x.shape[-2], n)
 
 
 def _triangular_histogram(x: Tensor, bins: int, lo: float, hi: float) -> Tensor:

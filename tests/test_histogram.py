@@ -87,13 +87,13 @@ def test_the_stated_error_bound_holds_per_value_and_bin(method: str, sd: float) 
     plan = build_plan(bins, 0.0, 1.0, sigma, EPS_DEFAULT, method, "cpu")
     reach = math.log(1 / EPS_DEFAULT) / sigma  # in value units
     x = torch.linspace(-reach - 0.01, 1 + reach + 0.01, 4001, dtype=torch.float64)
-    got = StreamingHistogram.apply(x[:, None, None], plan, None)  # (values, bins)
+    got = StreamingHistogram.apply(x[:, None], plan, None)  # (values, bins)
     err = (got - soft_histogram_reference(x[:, None], bins, 0.0, 1.0, sigma)).abs().max()
     assert err.item() <= EPS_DEFAULT
     # The bound is not vacuous: a looser plan misses it, within its own looser bound (unless
     # its window spans every bin: the dense edge form truncates nothing).
     loose = build_plan(bins, 0.0, 1.0, sigma, 2.0**-10, method, "cpu")
-    loose_err = (StreamingHistogram.apply(x[:, None, None], loose, None) - got).abs().max().item()
+    loose_err = (StreamingHistogram.apply(x[:, None], loose, None) - got).abs().max().item()
     assert loose_err <= 2.0**-10 + EPS_DEFAULT
     if getattr(loose, "window", 0) != bins:
         assert loose_err > EPS_DEFAULT

@@ -278,7 +278,7 @@ def test_a_target_histogram_of_the_wrong_shape_is_refused() -> None:
 
 
 @pytest.mark.parametrize("per_channel", [False, True])
-def test_a_channels_last_batch_gives_the_same_loss_and_keeps_its_layout(
+def test_a_channels_last_batch_gives_the_same_loss_and_a_pooled_one_keeps_its_layout(
     per_channel: bool,
 ) -> None:
     g = torch.Generator().manual_seed(11)
@@ -297,7 +297,7 @@ def test_a_channels_last_batch_gives_the_same_loss_and_keeps_its_layout(
     ref = plain.clone().requires_grad_()
     criterion(ref, target).backward()
     torch.testing.assert_close(grad, ref.grad, rtol=1e-5, atol=1e-7)
-    # The gradient comes back channels-last: pooled, the values are read in memory order;
-    # per channel, the engine reads each channel's strided values and writes its gradient
-    # with the same strides. No transposing copy on either side.
-    assert grad.is_contiguous(memory_format=torch.channels_last)
+    # Pooled, the values are read in memory order: the gradient comes back channels-last,
+    # with no transposing copy on either side. Per channel, one copy into the plain layout
+    # (reading each channel's strided values in place measured no faster).
+    assert grad.is_contiguous(memory_format=torch.channels_last) != per_channel
