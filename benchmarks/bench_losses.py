@@ -6,14 +6,16 @@ For each loss (the conf/loss options at their defaults, plus a few variants), on
 model with batch 64 (x = rand(64, 3, 32, 32)), AdamW, the threads torch uses by default:
 
 - ``loss ms``: median time of the loss alone, forward + backward, on a (64, 3, 32, 32) output;
-- ``step ms``: median time of a whole training step (model forward, loss, backward, AdamW);
+- ``step ms``: min / median / max time of a whole training step (model forward, loss,
+  backward, AdamW);
 - ``vs L1``: the step time over the pixel-L1 step's;
 - ``loss MiB``: peak extra memory of the loss's forward + backward (high-water mark of torch's
   CPU allocator above its start, profiler memory events, as bench_histogram.py);
 - ``step MiB`` and its ratio to the pixel-L1 step's peak.
 
 All losses run interleaved in this process (rounds over all of them), so drift in machine load
-hits every loss alike.
+hits every loss alike. The load average is printed before and after, with a plain line when it
+exceeded the core count.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from _timing import LoadWatch
 from bench_histogram import peak_allocated
 from torch import nn
 
@@ -84,6 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8, help="timed steps per loss (2 rounds)")
     args = parser.parse_args()
+    watch = LoadWatch()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 64 x 3 x 32 x 32")
 
     torch.manual_seed(0)
@@ -111,16 +115,19 @@ def main() -> None:
     l1 = "pixel L1 (l1)"
     l1_step, l1_mib = statistics.median(step_times[l1]), step_mib[l1]
     print(
-        f"\n{'loss':<30}{'loss ms':>9}{'step ms':>9}{'vs L1':>7}"
+        f"\n{'loss':<30}{'loss ms':>9}{'step ms min/median/max':>24}{'vs L1':>7}"
         f"{'loss MiB':>10}{'step MiB':>10}{'vs L1':>7}"
     )
     for name in made:
         loss_ms = statistics.median(loss_times[name]) * 1e3
-        step_ms = statistics.median(step_times[name]) * 1e3
+        step = sorted(step_times[name])
+        step_ms = statistics.median(step) * 1e3
+        spread = f"{step[0] * 1e3:.1f}/{step_ms:.1f}/{step[-1] * 1e3:.1f}"
         print(
-            f"{name:<30}{loss_ms:>9.1f}{step_ms:>9.1f}{step_ms / (l1_step * 1e3):>6.2f}x"
+            f"{name:<30}{loss_ms:>9.1f}{spread:>24}{step_ms / (l1_step * 1e3):>6.2f}x"
             f"{loss_mib[name]:>10.1f}{step_mib[name]:>10.1f}{step_mib[name] / l1_mib:>6.2f}x"
         )
+    print(f"\n{watch.verdict()}")
 
 
 if __name__ == "__main__":

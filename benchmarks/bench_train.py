@@ -2,7 +2,7 @@
 experiments, the histogram loss against pixel L1, and histae's trainer against a bare loop.
 
     python benchmarks/bench_train.py [--steps 18] [--quick] [--compile] [--device cpu|cuda]
-                                     [--threads N] [--sections 1234]
+                                     [--threads N] [--sections 12345] [--layout L]
 
 (1) This machine's float32 GEMM peak (best of 2048^3 matrix products) and the achieved GFLOP/s of
     a training step of the reference model (batch 64, AdamW, pixel L1): FLOPs counted by
@@ -17,6 +17,9 @@ experiments, the histogram loss against pixel L1, and histae's trainer against a
     every step, for comparison. Target: <= 1.05x everywhere.
 (4) histae's trainer (``train()``: data order, logging, metrics) in images/s against a bare
     PyTorch loop over the same model, data and loss. Target: >= 0.98x.
+(5) Where a step's time goes (model forward, loss forward, loss backward up to the gradient
+    reaching the decoder's output, model backward, optimizer) for pixel L1 and three histogram
+    settings, medians over the steps.
 
 Every section runs its sides interleaved in rounds, in this process, so drift in the machine's
 load hits them alike; every figure is min / median / max over the timed steps, ratios are of
@@ -42,6 +45,7 @@ from hydra.utils import instantiate
 from torch.utils.flop_counter import FlopCounterMode
 
 from histae.build import build_option, option_config
+from histae.loss import HistogramLoss
 from histae.objective import code_regularizer
 from histae.perf import per_tile_criterion, prepare_batch, prepare_model
 from histae.train import train
@@ -185,10 +189,11 @@ def trainer_layout() -> str:
 
 
 def section_loss(args, device: torch.device) -> None:
-    layout = trainer_layout()
+    layout = args.layout or trainer_layout()
+    trained = " (the trainer's)" if layout == trainer_layout() else ""
     print(
-        "\n(3) histogram-loss step vs pixel-L1 step, as trained: target histogram per tile,"
-        f" {layout} layout"
+        "\n(3) histogram-loss step vs pixel-L1 step: target histogram per tile as trained,"
+        f" {layout} layout{trained}"
     )
     grid = [(b, s) for b in (50, 100, 200) for s in (50.0, 100.0, 200.0)]
     if args.quick:
@@ -240,6 +245,79 @@ def paired(
             times[name].append(t)
             extra[name].append(t - before)
     return times, extra
+
+
+def section_breakdown(args, device: torch.device) -> None:
+    layout = args.layout or trainer_layout()
+    print(f"\n(5) where a step's time goes, ms (median of {args.steps} steps, {layout} layout)")
+    settings = {"pixel L1": torch.nn.L1Loss()}
+    for per_channel, bins, sigma in ((False, 200, 200.0), (True, 200, 200.0), (True, 50, 100.0)):
+        name = f"per {'channel' if per_channel else 'image'} {bins} {sigma:.0f}"
+        settings[name] = build_option(
+            "loss/histogram", bins=bins, sigma=sigma, per_channel=per_channel
+        )
+    steps = {name: timed_parts(c, device, layout) for name, c in settings.items()}
+    parts: dict[str, list[dict[str, float]]] = {name: [] for name in steps}
+    for _ in range(args.steps):
+        for name, step in steps.items():
+            parts[name].append(step())
+    fields = list(parts["pixel L1"][0])
+    print(f"  {'loss':<24}" + "".join(f"{f:>11}" for f in fields))
+    for name, rows in parts.items():
+        medians = [statistics.median(r[f] for r in rows) * 1e3 for f in fields]
+        print(f"  {name:<24}" + "".join(f"{m:>11.2f}" for m in medians))
+    print("  loss bwd: from backward() to the gradient reaching the decoder's output (a hook)")
+
+
+def timed_parts(
+    criterion: torch.nn.Module, device: torch.device, layout: str
+) -> Callable[[], dict[str, float]]:
+    """A training step as make_step's, returning the seconds of each part of it."""
+    torch.manual_seed(0)
+    model = build_option("model/conv_ae").to(device)
+    prepare_model(model, layout == "channels_last")
+    encoder, decoder = model.encoder, model.decoder
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    tiles, x = tile_batch(device)
+    x = prepare_batch(x, layout == "channels_last")
+    criterion = criterion.to(device)
+    per_tile = isinstance(criterion, HistogramLoss)
+    loss_fn = (
+        per_tile_criterion(criterion, tiles, device)(torch.arange(BATCH)) if per_tile else criterion
+    )
+    clock = CLOCK
+
+    def step() -> dict[str, float]:
+        reached: list[float] = []
+        t0 = clock()
+        code = encoder(x)
+        out = decoder(code)
+        sync(device)
+        t1 = clock()
+        out.register_hook(lambda grad: reached.append(clock()) or None)
+        loss = loss_fn(out, x) + 1e-4 * sum(code_regularizer(code))
+        sync(device)
+        t2 = clock()
+        optimizer.zero_grad(set_to_none=True)
+        t3 = clock()
+        loss.backward()
+        sync(device)
+        t4 = clock()
+        optimizer.step()
+        sync(device)
+        t5 = clock()
+        return {
+            "model fwd": t1 - t0,
+            "loss fwd": t2 - t1,
+            "loss bwd": reached[0] - t3,
+            "model bwd": t4 - reached[0],
+            "optimizer": t5 - t4,
+            "step": t5 - t0,
+        }
+
+    for _ in range(2):
+        step()
+    return step
 
 
 def bare_loop(tiles: torch.Tensor, inputs: int, device: torch.device, channels_last: bool) -> float:
@@ -315,7 +393,12 @@ def main() -> None:
         "processes' load with --threads 1) in sections 1-3",
     )
     parser.add_argument(
-        "--sections", default="1234", help="which sections to run, e.g. 3 or 124 (default all)"
+        "--sections", default="12345", help="which sections to run, e.g. 3 or 124 (default all)"
+    )
+    parser.add_argument(
+        "--layout",
+        choices=["default", "channels_last"],
+        help="section 3's layout (default: the trainer's, trainer.channels_last)",
     )
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -338,6 +421,8 @@ def main() -> None:
         section_loss(args, device)
     if "4" in args.sections:
         section_trainer(args, device)
+    if "5" in args.sections:
+        section_breakdown(args, device)
     print()
     print(watch.verdict())
 

@@ -180,3 +180,17 @@ def test_readme_500k_figures_are_the_runs() -> None:
     flat = " ".join(readme.split())
     for claim in claims:
         assert " ".join(claim.split()) in flat, claim
+
+
+def test_readme_benchmark_tables_are_saved_benchmark_output() -> None:
+    # A block under `<!-- output: docs/perf/NAME.txt -->` quotes lines of that saved run of a
+    # benchmark verbatim (the file holds the whole run, load average included).
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"<!-- output: (docs/perf/[\w.-]+) -->\n```\n(.*?)```", readme, flags=re.S)
+    assert len(blocks) >= 4
+    for path, block in blocks:
+        saved = {line.rstrip() for line in (ROOT / path).read_text().splitlines()}
+        quoted = [line.rstrip() for line in block.splitlines() if line.strip()]
+        assert quoted, path
+        for line in quoted:
+            assert line in saved, f"{path} has no line {line!r}"
