@@ -168,6 +168,26 @@ def test_block_boundaries_do_not_change_the_result() -> None:
         )
 
 
+@pytest.mark.parametrize("method", ["moments", "window"])
+def test_row_ranges_and_slabs_do_not_change_values_or_gradients(monkeypatch, method) -> None:
+    # One table row range per histogram row and slabs of a few rows, or of part of a row,
+    # against the whole input in one slab: the same histogram and the same gradient.
+    x = values((7, 300), 0.0, 1.0, seed=9)[:, 6:].clone().requires_grad_()
+    weights = torch.randn(7, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+
+    def run(**kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        hist = soft_histogram(x, 20, sigma=60.0, method=method, **kwargs)
+        (grad,) = torch.autograd.grad((hist * weights).sum(), x)
+        return hist.detach(), grad
+
+    whole, whole_grad = run(block_size=10_000)
+    monkeypatch.setattr(engine, "TABLE_ELEMENTS", 1)  # a row range per histogram row
+    for block in (None, 1, 100, 600):
+        hist, grad = run(block_size=block)
+        torch.testing.assert_close(hist, whole, rtol=0, atol=1e-12)
+        torch.testing.assert_close(grad, whole_grad, rtol=1e-12, atol=1e-12)
+
+
 def test_counts_add_up_and_a_value_on_the_range_edge_counts_half() -> None:
     x = torch.tensor([0.0, 0.35, 0.7, 1.0], dtype=torch.float64)  # 0.7 is an inner edge
     h = soft_histogram(x, 10, sigma=1e5)
