@@ -258,8 +258,9 @@ class MomentPlan:
 
     @property
     def work_per_value(self) -> int:
-        """Work buffer elements per value: position, group, two powers, a coefficient row."""
-        return self.terms + 3
+        """Work buffer elements per value: position, group, three polynomials, a row of
+        ``terms - 1`` coefficients, and tau and two Horner partial sums (narrower, counted 1)."""
+        return self.terms + 5
 
     @property
     def row_size(self) -> int:
