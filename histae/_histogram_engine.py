@@ -56,6 +56,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -80,9 +81,34 @@ WINDOW_SIGMA_DELTA = 24.0
 # work buffers per slab, and TABLE_ELEMENTS in one row range's table of sums.
 SLAB_VALUES = 2**16
 WORK_ELEMENTS = 2**20
-TABLE_ELEMENTS = 2**19
-# Largest (terms * groups, bins) matrix spelled out for a single matmul; wider ones stay Toeplitz.
-DENSE_ELEMENTS = 2**21
+TABLE_ELEMENTS = 2**20
+# Bins per band of the kernel products (see MomentPlan._bands).
+BAND_BINS = 32
+# Whether the moments method runs its per-value passes as the fused loops of
+# histae._histogram_cpu on CPU tensors (where numba is installed): 1.5-2x faster than eager
+# torch there. The tests switch it off to check the eager path, which CUDA always takes.
+FUSED_CPU = True
+
+
+@functools.cache
+def _histogram_cpu() -> types.ModuleType | None:
+    """histae._histogram_cpu, imported on first use (numba takes ~0.2 s to import); None
+    without numba."""
+    try:
+        from histae import _histogram_cpu as module
+    except ImportError:
+        return None
+    return module
+
+
+def _fused(x: Tensor) -> bool:
+    """Whether the fused CPU loops take ``x``: float32 or float64 on CPU, with numba."""
+    return (
+        FUSED_CPU
+        and x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and _histogram_cpu() is not None
+    )
 
 
 def eps_for(dtype: torch.dtype) -> float:
@@ -174,12 +200,14 @@ def _slabs(r0: int, r1: int, n: int, values: int) -> Iterator[tuple[int, int, in
 
 class HistogramPlan(Protocol):
     """What the streaming Function asks of a method. Each histogram row's values are summed
-    into one row of a float64 table, a slab of values (rows x columns) at a time.
+    into one row of a float64 table.
 
-    Forward, per row range: ``accumulate`` each slab into its rows of the zeroed
-    (rows, row_size) table, ``finish`` the table into (rows, bins). Backward: ``grad_table``
-    turns (rows, bins) dL/dhist into a table whose row r serves histogram row r;
-    ``grad_values`` reads a slab's rows of it at the slab's values.
+    Forward, per row range: ``tabulate`` the rows' values into tables of sums (about
+    ``row_size`` float64 elements per row), ``finish`` them into (rows, bins). Backward:
+    ``grad_table`` turns (rows, bins)
+    dL/dhist into a table whose row r serves histogram row r; ``gradient`` reads it at the
+    rows' values. :class:`Slabbed` does both a slab of values (rows x columns) at a time
+    through ``accumulate`` and ``grad_values``.
     """
 
     @property
@@ -195,25 +223,50 @@ class HistogramPlan(Protocol):
         """float64 elements of the forward's table per histogram row."""
         ...
 
-    def accumulate(self, table: Tensor, x: Tensor) -> None:
-        """Add a slab's (rows, cols) values (no NaN) into its rows of ``table`` (rows, row_size)."""
+    def tabulate(self, x: Tensor, values: int) -> tuple[Tensor, ...]:
+        """The tables of sums of ``x``'s (rows, N) values, ``values`` at a time; a NaN adds
+        to no bin (its row's histogram is made NaN). Valid until the next call."""
         ...
 
-    def finish(self, table: Tensor) -> Tensor:
-        """(rows, row_size) table -> (rows, bins) float64 histogram."""
+    def finish(self, tables: tuple[Tensor, ...]) -> Tensor:
+        """``tabulate``'s tables -> (rows, bins) float64 histogram."""
         ...
 
     def grad_table(self, grad: Tensor) -> Tensor:
-        """(rows, bins) dL/dhist -> (rows, ...) table ``grad_values`` reads."""
+        """(rows, bins) dL/dhist -> (rows, ...) table ``gradient`` reads."""
         ...
 
-    def grad_values(self, table: Tensor, x: Tensor) -> Tensor:
-        """A slab's rows of the ``grad_table`` and its (rows, cols) values -> (rows, cols) dL/dx."""
+    def gradient(self, table: Tensor, x: Tensor, values: int) -> Tensor:
+        """The ``grad_table`` of some rows and their (rows, N) values -> (rows, N) dL/dx."""
         ...
+
+
+class Slabbed:
+    """``sum_slabs`` and ``gradient`` a slab of at most ``values`` values at a time, through
+    the plan's ``accumulate(table, slab)`` (add a slab's (rows, cols) values into its rows
+    of the table) and ``grad_values(table, slab)`` (a slab's rows of the ``grad_table`` and
+    its values -> (rows, cols) dL/dx): the eager PyTorch form, any device."""
+
+    def sum_slabs(self, x: Tensor, values: int) -> Tensor:
+        """(rows, N) values -> (rows, row_size) float64 table of their sums (a scratch
+        buffer), accumulated slab by slab."""
+        x = x.nan_to_num(nan=0.0)  # a NaN row's histogram is overwritten with NaN
+        table = SCRATCH.get("table", x.shape[0] * self.row_size, torch.float64, x.device)
+        table = table.view(x.shape[0], self.row_size).zero_()
+        for a, b, c0, c1 in _slabs(0, x.shape[0], x.shape[1], values):
+            self.accumulate(table[a:b], x[a:b, c0:c1])
+        return table
+
+    def gradient(self, table: Tensor, x: Tensor, values: int) -> Tensor:
+        x = x.nan_to_num(nan=0.0)  # NaN rows have NaN histograms; their gradient is moot
+        out = torch.empty_like(x)
+        for a, b, c0, c1 in _slabs(0, x.shape[0], x.shape[1], values):
+            out[a:b, c0:c1] = self.grad_values(table[a:b], x[a:b, c0:c1])
+        return out
 
 
 @dataclass(frozen=True, eq=False)
-class MomentPlan:
+class MomentPlan(Slabbed):
     """Chebyshev moments of groups of values; see the module docstring.
 
     A *cell* covers ``cell_bins`` bins and holds ``cell_groups`` groups of width
@@ -245,9 +298,6 @@ class MomentPlan:
     bins_fed: int  # bins each group feeds: cell_bins + bin_offset + ceil(reach)
     kernel_toeplitz: Tensor = field(repr=False)  # (cell_groups * terms, bins_fed) float64, V_k
     grad_toeplitz: Tensor = field(repr=False)  # the same, coefficients of tau**k
-    # Whether finish and grad_table multiply by the kernels spelled out over all bins (one
-    # matmul each), or go through the Toeplitz forms (unfold / fold) where those are too large.
-    spelled: bool
     # Spelled-out kernels by (direction, dtype), built on first use.
     kernels: dict[tuple[str, torch.dtype], Tensor] = field(default_factory=dict, repr=False)
 
@@ -267,101 +317,134 @@ class MomentPlan:
         """float64 elements of the moment table per histogram row."""
         return self.terms * self.groups
 
+    def _position(self) -> tuple[float, float, float]:
+        """(scale, offset, top): a value's position in groups, ``t = x * scale + offset``
+        clamped to ``[0, top]``; its group is ``floor(t)``, ``tau = 2 frac(t) - 1``."""
+        group_width = self.delta * self.cell_bins / self.cell_groups
+        first = (self.first_cell - 1) * self.cell_groups  # global index of group 0
+        return 1.0 / group_width, -self.lo / group_width - first, float(self.groups - 1)
+
     def _locate(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(rows, cols) values (no NaN) -> (rows, cols) int64 group of each value in its row
         and float64 tau in [-1, 1), the position in the group. Values beyond the covered
         cells are clamped into the trash cells at either end, whose moments no bin reads."""
-        group_width = self.delta * self.cell_bins / self.cell_groups
-        first = (self.first_cell - 1) * self.cell_groups  # global index of group 0
+        scale, offset, top = self._position()
         t = SCRATCH.get("t", x.numel(), torch.float64, x.device).view(x.shape).copy_(x)
-        t.mul_(1.0 / group_width).add_(-self.lo / group_width - first).clamp_(0.0, self.groups - 1)
+        t.mul_(scale).add_(offset).clamp_(0.0, top)
         group = SCRATCH.get("group", x.numel(), torch.int64, x.device).view(t.shape)
         group.copy_(t)  # t >= 0: truncation is floor
         return group, t.frac_().mul_(2.0).sub_(1.0)
+
+    def tabulate(self, x: Tensor, values: int) -> tuple[Tensor]:
+        """(rows, N) values -> ((rows, groups * terms) float64 moments,): entry ``g * terms
+        + k`` sums ``V_k(tau)`` over the row's values in group ``g``. One fused pass on CPU
+        (:mod:`histae._histogram_cpu`), else slab by slab."""
+        if not _fused(x):
+            return (self.sum_slabs(x, values),)
+        table = SCRATCH.get("table", x.shape[0] * self.row_size, torch.float64, x.device)
+        table = table.view(x.shape[0], self.row_size)
+        _histogram_cpu().moments(x, table, *self._position(), self.terms)
+        return (table,)
+
+    def gradient(self, table: Tensor, x: Tensor, values: int) -> Tensor:
+        """(rows, groups, terms - 1) ``grad_table`` and (rows, N) values -> (rows, N) dL/dx."""
+        if _fused(x):
+            return _histogram_cpu().gradient(table, x, *self._position())
+        return super().gradient(table, x, values)
 
     def accumulate(self, table: Tensor, x: Tensor) -> None:
         """Add the moments V_k(tau) of a slab's (rows, cols) values into ``table`` (rows,
         row_size). One 2-D scatter per polynomial: torch spreads its rows over the threads."""
         group, tau = self._locate(x)
-        moments = table.view(-1, self.terms, self.groups)
+        keys = group.mul_(self.terms)  # V_k of group g sums into table[r, g * terms + k]
         work = SCRATCH.get("power", 3 * x.numel(), torch.float64, x.device)
-        work = work.view(3, *group.shape)
+        work = work.view(3, *keys.shape)
         previous, current = work[1].fill_(1.0), tau  # V_0, V_1
-        moments[:, 0].scatter_add_(1, group, previous)
-        moments[:, 1].scatter_add_(1, group, current)
+        table.scatter_add_(1, keys, previous)
+        table[:, 1:].scatter_add_(1, keys, current)
         for k in range(2, self.terms):
             # V_k = V_{k-2} + 2 tau V_{k-1} for odd k, - for even; into the slot V_{k-3} held.
             value = 2.0 if k % 2 else -2.0
             following = torch.addcmul(previous, current, tau, value=value, out=work[k % 3])
             previous, current = current, following
-            moments[:, k].scatter_add_(1, group, current)
+            table[:, k:].scatter_add_(1, keys, current)
 
-    def finish(self, table: Tensor) -> Tensor:
-        """(R, row_size) moments -> (R, bins) float64 histogram."""
-        n_rows = table.shape[0]
-        if self.spelled:
-            return table @ self._kernel("forward", torch.float64)
-        mu = table.view(n_rows, self.terms, self.cells + 2, self.cell_groups)[:, :, 1:-1]
-        mu = mu.permute(0, 2, 3, 1).reshape(n_rows, self.cells, self.cell_groups * self.terms)
-        y = mu @ self.kernel_toeplitz  # (R, cells, bins_fed)
-        length = self.cell_bins * (self.cells - 1) + self.bins_fed
-        hist = F.fold(
-            y.transpose(1, 2), (1, length), (1, self.bins_fed), stride=(1, self.cell_bins)
-        )
-        first = self.bin_offset - self.cell_bins * self.first_cell  # buffer index of bin 0
-        return hist.view(n_rows, length)[:, first : first + self.bins]
+    def finish(self, tables: tuple[Tensor]) -> Tensor:
+        """((R, row_size) moments,) -> (R, bins) float64 histogram, one product per band."""
+        (table,) = tables
+        hist = table.new_empty(table.shape[0], self.bins)
+        for (i0, i1), (o0, o1), kernel in self._bands("forward", torch.float64):
+            torch.mm(table[:, i0:i1], kernel, out=hist[:, o0:o1])
+        return hist
 
     def grad_table(self, grad: Tensor) -> Tensor:
         """(R, bins) dL/dhist -> (R, groups, terms - 1): dL/dx = sum_j table[r, g, j] tau**j."""
         n_rows = grad.shape[0]
-        if self.spelled:
-            table = grad @ self._kernel("backward", grad.dtype)
-            return table.view(n_rows, self.groups, self.terms - 1)
-        length = self.cell_bins * (self.cells - 1) + self.bins_fed
-        first = self.bin_offset - self.cell_bins * self.first_cell
-        padded = grad.new_zeros(n_rows, length)
-        padded[:, first : first + self.bins] = grad
-        windows = padded.unfold(1, self.bins_fed, self.cell_bins)  # (R, cells, bins_fed)
-        d = windows @ self.grad_toeplitz.to(grad.dtype).T  # (R, cells, cell_groups * terms)
-        d = d.view(n_rows, self.cells, self.cell_groups, self.terms)[..., 1:]
-        d = d * self._scale(grad)
-        d = F.pad(d, (0, 0, 0, 0, 1, 1))  # the trash cells
-        return d.reshape(n_rows, self.groups, self.terms - 1)
+        table = grad.new_empty(n_rows, self.groups * (self.terms - 1))
+        done = 0  # columns written so far; the bands are in column order
+        for (i0, i1), (o0, o1), kernel in self._bands("backward", grad.dtype):
+            table[:, done:o0] = 0.0  # the first trash cell, cells that feed no bin
+            torch.mm(grad[:, i0:i1], kernel, out=table[:, o0:o1])
+            done = o1
+        table[:, done:] = 0.0  # the last trash cell
+        return table.view(n_rows, self.groups, self.terms - 1)
 
     def _scale(self, like: Tensor) -> Tensor:
         """(terms - 1,): d/dx sum_k c_k tau**k = sum_k k c_k tau**(k - 1) * dtau/dx."""
         tau_scale = 2.0 * self.cell_groups / (self.cell_bins * self.delta)
         return torch.arange(1, self.terms, dtype=like.dtype, device=like.device) * tau_scale
 
-    def _kernel(self, direction: str, dtype: torch.dtype) -> Tensor:
-        """The spelled-out kernel in ``dtype``: ``"forward"``, (terms * groups, bins) in the
-        moment table's row order; ``"backward"``, (bins, groups * (terms - 1)), whose product
-        with dL/dhist is the backward's table. Built once per dtype."""
-        kernel = self.kernels.get((direction, dtype))
-        if kernel is None:
-            if direction == "forward":
-                kernel = self._spell(self.kernel_toeplitz)
-            else:
-                k = self._spell(self.grad_toeplitz).view(self.terms, self.groups, self.bins)[1:]
-                k = k * self._scale(k)[:, None, None]
-                k = k.permute(2, 1, 0).reshape(self.bins, self.groups * (self.terms - 1))
-                kernel = k.contiguous()
-            kernel = self.kernels[(direction, dtype)] = kernel.to(dtype)
-        return kernel
+    def _first_bins(self, c0: int, c1: int) -> Tensor:
+        """(c1 - c0,) int64: the first bin each of cells c0 .. c1 - 1 feeds (may be < 0)."""
+        cells = torch.arange(c0, c1, device=self.kernel_toeplitz.device)
+        return self.cell_bins * (cells + self.first_cell) - self.bin_offset
 
-    def _spell(self, toeplitz: Tensor) -> Tensor:
-        """(cell_groups * terms, bins_fed) -> (terms * groups, bins) float64: the kernel over
-        every bin, rows in the moment table's (terms, groups) order, the trash cells' 0."""
-        device = toeplitz.device
+    def _bands(self, direction: str, dtype: torch.dtype) -> list[tuple]:
+        """The kernel's nonzero bands in ``dtype``, built on first use: ((i0, i1), (o0, o1),
+        kernel) with ``out[:, o0:o1] = in[:, i0:i1] @ kernel``. ``"forward"``: moments
+        (R, groups * terms) -> histogram (R, bins), a band per BAND_BINS bins; ``"backward"``:
+        dL/dhist (R, bins) -> (R, groups * (terms - 1)), a band per cells covering about
+        BAND_BINS bins. A group feeds only the ``bins_fed`` bins within reach, so the full
+        kernel is mostly zeros: at per channel 200 / 200 the bands hold a third of it."""
+        bands = self.kernels.get((direction, dtype))
+        if bands is not None:
+            return bands
+        bands = []
+        first = self._first_bins(0, self.cells)
+        if direction == "forward":
+            width = self.cell_groups * self.terms  # table columns per cell
+            for b0 in range(0, self.bins, BAND_BINS):
+                b1 = min(self.bins, b0 + BAND_BINS)
+                feeds = ((first <= b1 - 1) & (first + self.bins_fed > b0)).nonzero()
+                c0, c1 = int(feeds[0]), int(feeds[-1]) + 1
+                kernel = self._spell(self.kernel_toeplitz, c0, c1, b0, b1)
+                columns = ((c0 + 1) * width, (c1 + 1) * width)  # after the trash cell
+                bands.append((columns, (b0, b1), kernel.reshape(-1, b1 - b0).to(dtype)))
+        else:
+            width = self.cell_groups * (self.terms - 1)
+            per_band = max(1, BAND_BINS // self.cell_bins)
+            for c0 in range(0, self.cells, per_band):
+                c1 = min(self.cells, c0 + per_band)
+                b0 = max(0, int(first[c0]))
+                b1 = min(self.bins, int(first[c1 - 1]) + self.bins_fed)
+                if b0 >= b1:
+                    continue  # these cells feed no bin: their rows stay 0
+                kernel = self._spell(self.grad_toeplitz, c0, c1, b0, b1)[:, :, 1:]
+                kernel = kernel * self._scale(kernel)[:, None]  # (cells, cg, terms - 1, nb)
+                kernel = kernel.permute(3, 0, 1, 2).reshape(b1 - b0, -1)
+                columns = ((c0 + 1) * width, (c1 + 1) * width)
+                bands.append(((b0, b1), columns, kernel.contiguous().to(dtype)))
+        self.kernels[(direction, dtype)] = bands
+        return bands
+
+    def _spell(self, toeplitz: Tensor, c0: int, c1: int, b0: int, b1: int) -> Tensor:
+        """(cell_groups * terms, bins_fed) Toeplitz coefficients -> (c1 - c0, cell_groups,
+        terms, b1 - b0) float64: cells c0 .. c1 - 1's kernel over bins b0 .. b1 - 1."""
         coeffs = toeplitz.view(self.cell_groups, self.terms, self.bins_fed)
-        first = self.cell_bins * (torch.arange(self.cells, device=device) + self.first_cell)
-        jj = torch.arange(self.bins, device=device) - (first - self.bin_offset)[:, None]
-        inside = (jj >= 0) & (jj < self.bins_fed)  # (cells, bins)
-        # (terms, cell_groups, cells, bins)
-        spelled = coeffs.permute(1, 0, 2)[:, :, jj.clamp(0, self.bins_fed - 1)] * inside
-        dense = coeffs.new_zeros(self.terms, self.cells + 2, self.cell_groups, self.bins)
-        dense[:, 1:-1] = spelled.transpose(1, 2)
-        return dense.view(self.terms * self.groups, self.bins)
+        jj = torch.arange(b0, b1, device=toeplitz.device) - self._first_bins(c0, c1)[:, None]
+        inside = (jj >= 0) & (jj < self.bins_fed)  # (cells, nb)
+        spelled = coeffs[:, :, jj.clamp(0, self.bins_fed - 1)] * inside  # (cg, terms, cells, nb)
+        return spelled.permute(2, 0, 1, 3)
 
     def grad_values(self, table: Tensor, x: Tensor) -> Tensor:
         """A slab's (rows, groups, terms - 1) table rows and (rows, cols) values -> (rows,
@@ -381,7 +464,7 @@ class MomentPlan:
 
 
 @dataclass(frozen=True, eq=False)
-class WindowPlan:
+class WindowPlan(Slabbed):
     """Saturated edge form: each value adds ``window`` bins starting at
     ``k0 = ceil(t - reach) - 1`` (``k0 = 0`` when ``window = bins``).
 
@@ -449,8 +532,13 @@ class WindowPlan:
         terms.mul_(-math.expm1(-self.sigma_delta))
         table.view(-1, self.window).index_put_((keys,), terms, accumulate=True)
 
-    def finish(self, table: Tensor) -> Tensor:
-        """(R, row_size) window sums -> (R, bins) float64 histogram."""
+    def tabulate(self, x: Tensor, values: int) -> tuple[Tensor]:
+        """(rows, N) values -> ((rows, row_size) float64 window sums,)."""
+        return (self.sum_slabs(x, values),)
+
+    def finish(self, tables: tuple[Tensor]) -> Tensor:
+        """((R, row_size) window sums,) -> (R, bins) float64 histogram."""
+        (table,) = tables
         n_rows = table.shape[0]
         y = table.view(n_rows, self.window_starts, self.window)
         length = self.window_starts + self.window - 1
@@ -510,7 +598,6 @@ def build_plan(
     k = torch.arange(terms, device=device)
     signs = 1.0 - 2.0 * ((k // 2) % 2)  # s_k of V_k = s_k T_k: +1, +1, -1, -1, ...
     powers = chebyshev @ _chebyshev_to_monomial(terms).to(device)  # the same in tau**k
-    groups = (cells + 2) * cell_groups
     return MomentPlan(
         bins,
         lo,
@@ -524,7 +611,6 @@ def build_plan(
         bins_fed=bins_fed,
         kernel_toeplitz=(chebyshev * signs).permute(0, 2, 1).reshape(-1, bins_fed),
         grad_toeplitz=powers.permute(0, 2, 1).reshape(-1, bins_fed),
-        spelled=terms * groups * bins <= DENSE_ELEMENTS,
     )
 
 
@@ -541,15 +627,11 @@ def make_plan(
     return build_plan(bins, lo, hi, sigma, eps_for(dtype), method, str(device))
 
 
-def _row_ranges(
-    n_rows: int, n: int, plan: HistogramPlan, values: int
-) -> Iterator[tuple[int, int, Iterator[tuple[int, int, int, int]]]]:
-    """Yield (r0, r1, slabs): row ranges whose table of sums fits TABLE_ELEMENTS, and in each
-    the (a, b, c0, c1) slabs of at most ``values`` values."""
+def _row_ranges(n_rows: int, plan: HistogramPlan) -> Iterator[tuple[int, int]]:
+    """Yield (r0, r1): row ranges whose table of sums fits TABLE_ELEMENTS."""
     per_range = max(1, TABLE_ELEMENTS // plan.row_size)
     for r0 in range(0, n_rows, per_range):
-        r1 = min(n_rows, r0 + per_range)
-        yield r0, r1, _slabs(r0, r1, n, values)
+        yield r0, min(n_rows, r0 + per_range)
 
 
 def _slab_values(plan: HistogramPlan, block_size: int | None) -> int:
@@ -559,18 +641,14 @@ def _slab_values(plan: HistogramPlan, block_size: int | None) -> int:
 
 def stream_forward(x: Tensor, plan: HistogramPlan, block_size: int | None) -> Tensor:
     """(R, N) -> (R, bins) in x.dtype, streaming slabs of values into a table of sums."""
-    n_rows, n = x.shape
+    n_rows = x.shape[0]
     # No data-dependent branch: `if isnan(x).any()` would wait for the device on a GPU.
     # A row's max is NaN exactly when the row holds one; cheaper than isnan over all values.
-    nan_rows = torch.isnan(x.amax(1, keepdim=True))  # (R, 1)
-    x = x.nan_to_num(nan=0.0)  # rows with NaN are overwritten below
+    nan_rows = torch.isnan(x.amax(1, keepdim=True))  # (R, 1); their histograms are NaN
     out = torch.empty(n_rows, plan.bins, dtype=torch.float64, device=x.device)
-    for r0, r1, slabs in _row_ranges(n_rows, n, plan, _slab_values(plan, block_size)):
-        table = SCRATCH.get("table", (r1 - r0) * plan.row_size, torch.float64, x.device)
-        table = table.view(r1 - r0, plan.row_size).zero_()
-        for a, b, c0, c1 in slabs:
-            plan.accumulate(table[a - r0 : b - r0], x[a:b, c0:c1])
-        out[r0:r1] = plan.finish(table)
+    values = _slab_values(plan, block_size)
+    for r0, r1 in _row_ranges(n_rows, plan):
+        out[r0:r1] = plan.finish(plan.tabulate(x[r0:r1], values))
     # Interpolation errors (< eps) can dip below 0 where the true weight is ~0.
     out = out.clamp_(min=0.0).masked_fill_(nan_rows, math.nan)
     return out.to(x.dtype)
@@ -580,14 +658,13 @@ def _stream_backward(
     x: Tensor, grad: Tensor, plan: HistogramPlan, block_size: int | None
 ) -> Tensor:
     """(R, N) values and (R, bins) dL/dhist -> (R, N) dL/dx, recomputing slab by slab."""
-    n_rows, n = x.shape
+    n_rows = x.shape[0]
     grad = grad.to(x.dtype)
-    x = x.nan_to_num(nan=0.0)  # NaN rows have NaN histograms; their gradient is moot
     out = torch.empty_like(x)
-    for r0, r1, slabs in _row_ranges(n_rows, n, plan, _slab_values(plan, block_size)):
+    values = _slab_values(plan, block_size)
+    for r0, r1 in _row_ranges(n_rows, plan):
         table = plan.grad_table(grad[r0:r1].contiguous())
-        for a, b, c0, c1 in slabs:
-            out[a:b, c0:c1] = plan.grad_values(table[a - r0 : b - r0], x[a:b, c0:c1])
+        out[r0:r1] = plan.gradient(table, x[r0:r1], values)
     return out
 
 

@@ -38,6 +38,14 @@ def dense64(x: torch.Tensor, bins: int, lo: float, hi: float, sigma: float) -> t
     return (s[..., :-1] - s[..., 1:]).sum(-2)
 
 
+@pytest.fixture(autouse=True, params=["fused", "eager"])
+def backend(request, monkeypatch) -> str:
+    """Every test here runs twice: with the fused CPU loops of the moments method
+    (histae._histogram_cpu) and with the eager PyTorch path that CUDA takes."""
+    monkeypatch.setattr(engine, "FUSED_CPU", request.param == "fused")
+    return request.param
+
+
 GRID = list(
     itertools.product(
         [1, 7, 50, 200],  # bins
@@ -114,21 +122,44 @@ def test_chebyshev_bound_and_saturation_cut() -> None:
 
 
 @pytest.mark.parametrize(("bins", "sigma"), [(7, 0.5), (50, 20.0), (50, 300.0), (3, 60.0)])
-def test_the_toeplitz_fallback_for_wide_kernel_matrices(monkeypatch, bins, sigma) -> None:
-    # Kernel matrices over DENSE_ELEMENTS stay Toeplitz (fold / unfold); force that path.
-    monkeypatch.setattr(engine, "DENSE_ELEMENTS", 0)
-    build_plan.cache_clear()
-    try:
+def test_kernel_bands_of_any_width_give_the_same_numbers(monkeypatch, bins, sigma) -> None:
+    # The kernel products go band by band over the nonzero part of the kernel; a band of one
+    # bin, of a few and of all bins at once must agree with each other and the reference.
+    x = values((2, 60), 0.0, 1.0, seed=8)[:, 6:].clone().requires_grad_()
+    weights = torch.randn(2, bins, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    results = []
+    for band in (1, 3, 10_000):
+        monkeypatch.setattr(engine, "BAND_BINS", band)
+        build_plan.cache_clear()  # bands are built per plan
         plan = engine.make_plan(bins, 0.0, 1.0, sigma, torch.float64, "moments", "cpu")
-        assert not plan.spelled
-        x = values((2, 60), 0.0, 1.0, seed=8)[:, 6:].clone().requires_grad_()
-        got = soft_histogram(x, bins, sigma=sigma, block_size=17, method="moments")
-        expected = soft_histogram_reference(x, bins, 0.0, 1.0, sigma)
-        assert torch.allclose(got, expected, rtol=0, atol=1e-9)
-        fn = lambda t: soft_histogram(t, bins, sigma=sigma, block_size=5, method="moments")  # noqa: E731
-        assert torch.autograd.gradcheck(fn, (x[:, :5].detach().clone().requires_grad_(),))
-    finally:
-        build_plan.cache_clear()  # no Toeplitz-only plans left for other tests
+        forward = plan._bands("forward", torch.float64)
+        assert len(forward) == -(-bins // band)
+        hist = soft_histogram(x, bins, sigma=sigma, block_size=17, method="moments")
+        (grad,) = torch.autograd.grad((hist * weights).sum(), x)
+        results.append((hist.detach(), grad))
+    build_plan.cache_clear()  # no plans with odd bands left for other tests
+    expected = soft_histogram_reference(x, bins, 0.0, 1.0, sigma)
+    (expected_grad,) = torch.autograd.grad((expected * weights).sum(), x)
+    for hist, grad in results:
+        torch.testing.assert_close(hist, expected.detach(), rtol=0, atol=1e-9)
+        torch.testing.assert_close(grad, expected_grad, rtol=1e-9, atol=1e-9)
+
+
+def test_kernel_bands_skip_the_kernels_zeros() -> None:
+    # At per channel 200 bins / sigma 200 a group reaches ~43 of the 200 bins: the bands hold
+    # well under half of the full kernel, and the product through them is the full kernel.
+    plan = engine.make_plan(200, 0.0, 1.0, 200.0, torch.float32, "auto", "cpu")
+    groups, terms = plan.groups, plan.terms
+    bands = plan._bands("forward", torch.float64)
+    held = sum(kernel.numel() for _, _, kernel in bands)
+    assert held < 0.45 * groups * terms * plan.bins
+    # The full kernel, (groups, terms, bins), the trash cells' rows 0.
+    full = torch.zeros(plan.cells + 2, plan.cell_groups, terms, plan.bins, dtype=torch.float64)
+    full[1:-1] = plan._spell(plan.kernel_toeplitz, 0, plan.cells, 0, plan.bins)
+    full = full.view(groups, terms, plan.bins)
+    through_bands = plan.finish((torch.eye(groups * terms, dtype=torch.float64),))
+    assert torch.equal(through_bands.view(groups, terms, plan.bins), full)
+    assert (full.abs().sum((0, 1)) > 0).all()  # every bin is fed
 
 
 def test_concurrent_calls_from_threads_do_not_share_work_buffers() -> None:
@@ -200,11 +231,19 @@ def test_counts_add_up_and_a_value_on_the_range_edge_counts_half() -> None:
 
 
 def test_infinities_count_nothing_and_nan_poisons_only_its_histogram() -> None:
-    x = torch.tensor([[0.25, math.inf, -math.inf], [0.25, math.nan, 0.5]])
+    x = torch.tensor([[0.25, math.inf, -math.inf], [0.25, math.nan, 0.5]], requires_grad=True)
     h = soft_histogram(x, 4, sigma=200.0)
-    expected = soft_histogram_reference(x[:1, :1], 4, 0.0, 1.0, 200.0)
+    expected = soft_histogram_reference(x[:1, :1].detach(), 4, 0.0, 1.0, 200.0)
     assert torch.allclose(h[0], expected[0], atol=1e-6)
     assert torch.isnan(h[1]).all()
+    # The backward reads every value, NaN and infinities included, and keeps row 0 exact.
+    weights = torch.tensor([[1.0, -2.0, 3.0, 0.5], [0.0, 0.0, 0.0, 0.0]])
+    (grad,) = torch.autograd.grad((h.nan_to_num(0.0) * weights).sum(), x)
+    x0 = x.detach()[:1, :1].clone().requires_grad_()
+    (expected_grad,) = torch.autograd.grad(
+        (soft_histogram_reference(x0, 4, 0.0, 1.0, 200.0) * weights[:1]).sum(), x0
+    )
+    torch.testing.assert_close(grad[0], torch.cat([expected_grad[0], torch.zeros(2)]))
 
 
 def test_empty_inputs_and_half_precision() -> None:
@@ -330,3 +369,79 @@ def test_an_input_without_gradient_builds_no_graph_node() -> None:
     assert tracked.grad_fn is not None and torch.equal(tracked.detach(), plain)
     with torch.no_grad():
         assert soft_histogram(x.clone().requires_grad_(), 20, sigma=90.0).grad_fn is None
+
+
+def _hist_and_grad(x: torch.Tensor, bins: int, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(R, N) values -> their histogram and the gradient of a fixed weighting of it."""
+    x = x.detach().clone().requires_grad_()
+    weights = torch.randn(x.shape[0], bins, generator=torch.Generator().manual_seed(1))
+    hist = soft_histogram(x, bins, sigma=sigma)
+    (grad,) = torch.autograd.grad((hist * weights.to(x.dtype)).sum(), x)
+    return hist.detach(), grad
+
+
+def test_the_fused_cpu_loops_take_float_cpu_inputs(monkeypatch) -> None:
+    # numba is a dependency: on CPU the moments method runs fused, in float32 and float64.
+    module = engine._histogram_cpu()
+    assert module is not None
+    monkeypatch.setattr(engine, "FUSED_CPU", True)
+    calls: list[str] = []
+    for name in ("moments", "gradient"):
+        original = getattr(module, name)
+
+        def spy(*args, _name=name, _original=original) -> object:
+            calls.append(_name)
+            return _original(*args)
+
+        monkeypatch.setattr(module, name, spy)
+    for dtype in (torch.float32, torch.float64, torch.bfloat16):  # bfloat16: in float32
+        calls.clear()
+        _hist_and_grad(values((3, 50), 0.0, 1.0).to(dtype), 20, 50.0)
+        assert calls == ["moments", "gradient"]
+    calls.clear()
+    monkeypatch.setattr(engine, "FUSED_CPU", False)  # the switch the other tests use
+    _hist_and_grad(values((3, 50), 0.0, 1.0), 20, 50.0)
+    assert calls == []
+
+
+@pytest.mark.parametrize(("bins", "sigma", "per_channel"), [(50, 100.0, False), (200, 200.0, True)])
+def test_fused_and_eager_paths_agree(monkeypatch, bins, sigma, per_channel) -> None:
+    # A training batch, 8-bit repeats included: the two paths differ by rounding only.
+    rows = 8 * (3 if per_channel else 1)
+    x = values((rows, 3072 // (3 if per_channel else 1)), 0.0, 1.0, seed=6)
+    x[1] = torch.round(x[1] * 255) / 255
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+        monkeypatch.setattr(engine, "FUSED_CPU", True)
+        fused = _hist_and_grad(x.to(dtype), bins, sigma)
+        monkeypatch.setattr(engine, "FUSED_CPU", False)
+        eager = _hist_and_grad(x.to(dtype), bins, sigma)
+        for a, b in zip(fused, eager, strict=True):
+            scale = b.abs().max().item()
+            torch.testing.assert_close(a, b, rtol=0, atol=tol * scale)
+
+
+def test_fused_loops_are_bitwise_the_same_at_any_thread_count(monkeypatch) -> None:
+    # Each histogram row is summed by one thread in value order: the fused loops' moments and
+    # gradients do not depend on the thread count (the kernel products are BLAS's: repeated
+    # runs at one thread count agree bitwise, other thread counts may round differently).
+    monkeypatch.setattr(engine, "FUSED_CPU", True)
+    x = values((24, 1024), 0.0, 1.0, seed=7).float()
+    plan = engine.make_plan(100, 0.0, 1.0, 100.0, torch.float32, "auto", "cpu")
+    grad_table = plan.grad_table(torch.randn(24, 100, generator=torch.Generator().manual_seed(2)))
+    previous = torch.get_num_threads()
+    try:
+        runs = []
+        for threads in (1, 2, 1, 2):
+            torch.set_num_threads(threads)
+            (table,) = plan.tabulate(x, 0)
+            moments, gradient = table.clone(), plan.gradient(grad_table, x, 0)
+            runs.append((moments, gradient, *_hist_and_grad(x, 100, 100.0)))
+    finally:
+        torch.set_num_threads(previous)
+    for run in runs[1:]:
+        for a, b in zip(run[:2], runs[0][:2], strict=True):
+            assert torch.equal(a, b)
+    for a, b in zip(runs[2], runs[0], strict=True):  # histogram and gradient: same threads
+        assert torch.equal(a, b)
+    for a, b in zip(runs[3], runs[1], strict=True):
+        assert torch.equal(a, b)

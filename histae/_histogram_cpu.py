@@ -1,0 +1,106 @@
+"""Fused CPU loops for the moments method of :mod:`histae._histogram_engine` (numba).
+
+Eager PyTorch spends the moments method's time on memory: each value's position, group,
+``terms`` polynomials and scatters are a dozen passes over float64 buffers larger than this
+machine's L2 cache. These loops make one pass per value instead, with the value's table row
+hot in L1, and split the histogram rows over threads (each row is summed by one thread, in
+value order, so the result does not depend on the thread count and is bitwise reproducible).
+
+The arithmetic is the torch path's (:meth:`MomentPlan.accumulate`, :meth:`MomentPlan.grad_values`)
+operation for operation, so both agree to rounding; the tests run the engine both ways.
+Compiled on first use per input dtype (about a second), then cached on disk by numba.
+
+Numba's default threading layer on pip installs (``workqueue``) must not be entered by two
+threads at once, so calls hold :data:`LOCK`.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numba
+import numpy as np
+import torch
+from numba import njit, prange
+
+# numba's workqueue threading layer aborts on concurrent parallel launches: one at a time.
+LOCK = threading.Lock()
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _moments(
+    x: np.ndarray, table: np.ndarray, inv_width: float, offset: float, top: float, terms: int
+) -> None:
+    rows, cols = x.shape
+    for r in prange(rows):
+        row = table[r]
+        row[:] = 0.0
+        for i in range(cols):
+            # The torch path's _locate: t = x / w + offset, clamped into the trash cells.
+            t = np.float64(x[r, i]) * inv_width + offset
+            t = 0.0 if not t >= 0.0 else min(t, top)  # NaN, as below the range: trash
+            g = np.int64(t)
+            tau = (t - g) * 2.0 - 1.0
+            base = g * terms
+            previous, current = 1.0, tau
+            row[base] += previous
+            row[base + 1] += current
+            for k in range(2, terms):
+                # V_k = V_{k-2} + 2 tau V_{k-1} for odd k, - for even (signed Chebyshev).
+                following = previous + (2.0 if k % 2 else -2.0) * current * tau
+                previous, current = current, following
+                row[base + k] += current
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _gradient(
+    table: np.ndarray, x: np.ndarray, out: np.ndarray, inv_width: float, offset: float, top: float
+) -> None:
+    rows, cols = x.shape
+    last = table.shape[2] - 1
+    for r in prange(rows):
+        for i in range(cols):
+            t = np.float64(x[r, i]) * inv_width + offset
+            t = 0.0 if not t >= 0.0 else min(t, top)
+            g = np.int64(t)
+            tau = (t - g) * 2.0 - 1.0
+            acc = np.float64(table[r, g, last])
+            for j in range(last - 1, -1, -1):  # Horner's rule in powers of tau
+                acc = table[r, g, j] + acc * tau
+            out[r, i] = acc
+
+
+def _threads() -> int:
+    """torch's intra-op thread count, within what numba started with."""
+    return max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+
+
+def moments(
+    x: torch.Tensor, table: torch.Tensor, inv_width: float, offset: float, top: float, terms: int
+) -> None:
+    """Overwrite ``table`` (R, groups * terms) float64 with the moments of ``x``'s rows.
+
+    Args:
+        x: (R, N) float32 or float64 CPU values; a NaN counts in no bin (the caller marks
+            its row's histogram NaN).
+        table: (R, groups * terms) float64, C-contiguous rows; row r's entry
+            ``g * terms + k`` becomes the sum of ``V_k(tau)`` over row r's values in group g.
+        inv_width, offset, top: a value's position in groups is ``t = x * inv_width +
+            offset`` clamped to ``[0, top]``; group ``floor(t)``, ``tau = 2 frac(t) - 1``.
+        terms: polynomials per group.
+    """
+    with LOCK:
+        numba.set_num_threads(_threads())
+        _moments(x.numpy(), table.numpy(), inv_width, offset, top, terms)
+
+
+def gradient(
+    table: torch.Tensor, x: torch.Tensor, inv_width: float, offset: float, top: float
+) -> torch.Tensor:
+    """(R, groups, terms - 1) coefficient table and (R, N) values -> (R, N) dL/dx in x.dtype:
+    each value's group's polynomial at its tau, by Horner's rule in float64 (0 at NaN)."""
+    out = torch.empty_like(x)
+    with LOCK:
+        numba.set_num_threads(_threads())
+        _gradient(table.numpy(), x.numpy(), out.numpy(), inv_width, offset, top)
+    return out
