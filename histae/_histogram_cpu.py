@@ -27,21 +27,36 @@ from numba import njit, prange
 LOCK = threading.Lock()
 
 
+@njit(cache=True, nogil=True)
+def _locate(
+    x: np.ndarray, r: int, inv_width: float, offset: float, top: float, stride: int, dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row r's values -> each one's group times ``stride`` and its tau in ``dtype``: the torch
+    path's _locate (t = x * scale + offset, clamped into the trash cells; NaN, as below the
+    range, to the first). A loop of its own, which the compiler vectorizes."""
+    cols = x.shape[1]
+    keys = np.empty(cols, np.int64)
+    taus = np.empty(cols, dtype)
+    for i in range(cols):
+        t = np.float64(x[r, i]) * inv_width + offset
+        t = 0.0 if not t >= 0.0 else min(t, top)
+        g = np.int64(t)
+        keys[i] = g * stride
+        taus[i] = (t - g) * 2.0 - 1.0
+    return keys, taus
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _moments(
     x: np.ndarray, table: np.ndarray, inv_width: float, offset: float, top: float, terms: int
 ) -> None:
     rows, cols = x.shape
     for r in prange(rows):
+        keys, taus = _locate(x, r, inv_width, offset, top, terms, np.float64)
         row = table[r]
         row[:] = 0.0
         for i in range(cols):
-            # The torch path's _locate: t = x / w + offset, clamped into the trash cells.
-            t = np.float64(x[r, i]) * inv_width + offset
-            t = 0.0 if not t >= 0.0 else min(t, top)  # NaN, as below the range: trash
-            g = np.int64(t)
-            tau = (t - g) * 2.0 - 1.0
-            base = g * terms
+            base, tau = keys[i], taus[i]
             previous, current = 1.0, tau
             row[base] += previous
             row[base + 1] += current
@@ -59,14 +74,13 @@ def _gradient(
     rows, cols = x.shape
     last = table.shape[2] - 1
     for r in prange(rows):
+        groups, taus = _locate(x, r, inv_width, offset, top, 1, table.dtype)
+        coeffs = table[r]
         for i in range(cols):
-            t = np.float64(x[r, i]) * inv_width + offset
-            t = 0.0 if not t >= 0.0 else min(t, top)
-            g = np.int64(t)
-            tau = (t - g) * 2.0 - 1.0
-            acc = np.float64(table[r, g, last])
+            c, tau = coeffs[groups[i]], taus[i]
+            acc = c[last]
             for j in range(last - 1, -1, -1):  # Horner's rule in powers of tau
-                acc = table[r, g, j] + acc * tau
+                acc = c[j] + acc * tau
             out[r, i] = acc
 
 
@@ -98,7 +112,8 @@ def gradient(
     table: torch.Tensor, x: torch.Tensor, inv_width: float, offset: float, top: float
 ) -> torch.Tensor:
     """(R, groups, terms - 1) coefficient table and (R, N) values -> (R, N) dL/dx in x.dtype:
-    each value's group's polynomial at its tau, by Horner's rule in float64 (0 at NaN)."""
+    each value's group's polynomial at its tau, by Horner's rule in the table's dtype, as the
+    torch path (0 at NaN: the first trash cell's polynomial)."""
     out = torch.empty_like(x)
     with LOCK:
         numba.set_num_threads(_threads())

@@ -6,20 +6,22 @@ slabs, saves only its input and recomputes in backward. It picks one of two exac
 by ``sigma * delta`` (``sd`` below), each a plan class implementing :class:`HistogramPlan`
 (:class:`MomentPlan`, :class:`WindowPlan`), built once per argument set and cached:
 
-``"moments"`` (``sd <= 24``; the training workload)
-    Cut the value axis into groups of width ``w`` with ``sigma * w <= 0.5`` (a group is a bin,
+``"moments"`` (``sd <= 32``; the training workload)
+    Cut the value axis into groups of width ``w`` with ``sigma * w <= 1`` (a group is a bin,
     a fraction of a bin or several bins). On one group every ``b_k`` is an analytic function of
     the value's position ``tau`` in ``[-1, 1]``: its Chebyshev interpolant of degree ``P - 1``
     (``P``: :attr:`MomentPlan.terms`) matches it within a bound we choose (below), written as
     ``sum_j K[g, j, k] V_j(tau)`` in (signed) Chebyshev polynomials. The histogram is
     ``hist = mu @ K`` with the group moments ``mu[g, j] = sum V_j(tau_i)`` over the values in
-    group ``g``: each value adds ``P`` numbers (8 in float32) into a table instead of
-    computing one sigmoid per bin. ``K`` is Toeplitz in
-    the group; it is sampled once from the kernel in the exact product form
-    ``b = (1 - exp(-sd)) sigmoid(a) sigmoid(sd - a)``, ``a = sigma (x - e_k)``, and cached.
+    group ``g``: each value adds ``P`` numbers (10 in float32) into a table instead of
+    computing one sigmoid per bin. ``K`` is Toeplitz in the group; it is sampled once from
+    the kernel in the exact product form ``b = (1 - exp(-sd)) sigmoid(a) sigmoid(sd - a)``,
+    ``a = sigma (x - e_k)``, and cached. A group feeds only the bins within ``T / sigma``
+    (below), so ``K`` is banded and the product runs band by band over its nonzeros.
     Backward: ``dL/dhist @ dK/dx`` is one derivative polynomial per group, evaluated per value
-    by Horner's rule.
-``"window"`` (``sd > 24``)
+    by Horner's rule. On CPU the per-value passes (position, polynomials, sums; Horner) are
+    fused loops (:mod:`histae._histogram_cpu`, numba), elsewhere eager torch ops.
+``"window"`` (``sd > 32``)
     The issue's saturated edge form: a value far below an edge adds 0 to that edge's sigmoid
     sum, far above it 1, and the two cancel in ``S(e_k) - S(e_{k+1})``, so only bins with an
     edge within ``T / sigma`` of the value get a term. Each value computes its window of about
@@ -39,16 +41,17 @@ Error bound, per value and bin, both methods: ``eps = 2**-30`` (float32 and lowe
   that brings the bound under ``eps`` for the best ``beta``.
 
 The backward writes the interpolant in powers of ``tau`` (for Horner's rule), which costs at
-most a factor ``2**(P - 1)`` of float64 rounding (1e-14 relative at P = 8, 1e-12 at P = 14);
+most a factor ``2**(P - 1)`` of float64 rounding (1e-13 relative at P = 10, 1e-12 at P = 14);
 the forward's Chebyshev moments do not.
 
 Sums are accumulated in float64 whatever the input dtype, so float32 results are more accurate
 than the reference's float32 evaluation (tested against a float64 evaluation).
 
 Granularity, largest first: a *row range* of histogram rows shares one table of sums (at
-most ``TABLE_ELEMENTS``); a *slab* of those rows' values (rows x columns, at most
-``block_size`` values, by default ``SLAB_VALUES`` or what fits ``WORK_ELEMENTS``) is
-accumulated, or differentiated, at once, whole rows where a row fits.
+most ``TABLE_ELEMENTS``). The fused loops take a row range at once, a row per thread at a
+time. The eager path goes a *slab* of those rows' values at a time (rows x columns, at most
+``block_size`` values, by default ``SLAB_VALUES`` or what fits ``WORK_ELEMENTS``), whole
+rows where a row fits.
 """
 
 from __future__ import annotations
@@ -68,13 +71,16 @@ from torch import Tensor
 # Per value and bin error bound of the fast sigmoid histogram (see the module docstring).
 EPS_BY_DTYPE = {torch.float64: 2.0**-56}
 EPS_DEFAULT = 2.0**-30
-# Largest sigma * w of a moments group: P = 8 terms at float32 precision.
-GROUP_WIDTH = 0.5
+# Largest sigma * w of a moments group: P = 10 terms at float32 precision. Half as wide
+# (P = 8, twice the groups) made the kernel products larger than the per-value work saved:
+# fwd + bwd after a cache flush, 64 x 3 x 1024 values, 4.1-4.3 ms against 4.5-4.9 at
+# 200 bins / sigma 200 per channel, and no slower at any setting of the reference matrix.
+GROUP_WIDTH = 1.0
 # Above this sigma * delta the window of bins per value (2 T / sd + 2 bins) is cheaper than
-# the sd / 0.5 moment groups per bin: on 64 x 3072 values (forward + backward, 2 threads)
-# moments take 4.6 / 6.1 / 7.6 / 10.0 ms at sd = 8 / 16 / 24 / 32, the window 14.5 / 8.9 /
-# 8.1 / 8.0 ms.
-WINDOW_SIGMA_DELTA = 24.0
+# the sd moment groups per bin: on 64 x 3072 values (forward + backward, 2 threads, fused
+# moments) moments take 5.4 / 7.1 / 9.8 ms at sd = 24 / 32 / 48, the window 7.9 / 7.9 /
+# 7.0 ms.
+WINDOW_SIGMA_DELTA = 32.0
 # Values of one slab: at least twice torch's parallel grain (32768 elements), so that every
 # op on a slab runs on two threads; on 64 x 3 x 1024 values 2**15 took 1.4x as long, 2**17
 # and the whole input (3 x 2**16) 1.0-1.1x. At most WORK_ELEMENTS (8 MiB in float64) of
