@@ -16,7 +16,9 @@ forward + backward, above what was allocated before it (profiler memory events, 
 every allocation of every op). Ours is measured cold, its caches emptied first: the kernel
 matrices and the per-thread scratch it keeps between calls count in full. A cross-check in fresh subprocesses reads the process's RSS
 high-water mark (VmHWM) before and after the op's first call, after a trivial backward has
-started the thread pools; plan building included.
+started the thread pools; plan building included. Loading the fused CPU loops' code (numba
+and its compiled functions, once per process) is measured apart, by a tiny call first. The
+last table times ours with and without the fused loops (``FUSED_CPU``), interleaved.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import torch
 from _timing import LoadWatch, spread
 from torch.profiler import ProfilerActivity, profile
 
+from histae import _histogram_engine as engine
 from histae._histogram_engine import SCRATCH, build_plan, make_plan
 from histae.histogram import soft_histogram, soft_histogram_reference
 
@@ -112,8 +115,10 @@ def _peak_rss_kib() -> int:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
 
 
-def rss_delta(which: str, per_channel: bool, bins: int, sigma: float) -> float:
-    """MiB of RSS high-water growth of one cold forward + backward in a fresh process."""
+def rss_delta(which: str, per_channel: bool, bins: int, sigma: float) -> tuple[float, float]:
+    """MiB of RSS high-water growth in a fresh process: of loading ours' fused CPU loops (a
+    tiny call of another plan: numba and the compiled code, once per process; 0 for the
+    reference), then of one cold forward + backward."""
     here = os.path.dirname(os.path.abspath(__file__))
     fn = "b.ours" if which == "ours" else "b.soft_histogram_reference"
     code = textwrap.dedent(f"""
@@ -123,12 +128,38 @@ def rss_delta(which: str, per_channel: bool, bins: int, sigma: float) -> float:
         torch.set_num_threads(2)
         x, w = b.workload({per_channel!r}, {bins})
         b.step(lambda t, *a: t[..., :1].expand(*w.shape) * 1.0, x, w, 0, 0.0)  # start threads
+        start = b._peak_rss_kib()
+        if {which == "ours"!r}:
+            b.step(b.ours, x[:1, :8], w[:1, :3], 3, 10.0)
         before = b._peak_rss_kib()
         b.step({fn}, x, w, {bins}, {sigma!r})
-        print(b._peak_rss_kib() - before)
+        print(before - start, b._peak_rss_kib() - before)
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[-1]) / 1024
+    once, call = out.stdout.split()[-2:]
+    return int(once) / 1024, int(call) / 1024
+
+
+def fused_vs_eager(device: torch.device, reps: int) -> None:
+    """Ours with the moments method's fused CPU loops against the eager torch path (the one
+    CUDA runs), interleaved, at the targets' settings."""
+    print("\nFused CPU loops vs the eager path (CUDA's), fwd+bwd ms min/median/max:")
+    for per_channel in (False, True):
+        for bins in (200, 50):
+            x, w = workload(per_channel, bins)
+            times: dict[bool, list[float]] = {True: [], False: []}
+            for _ in range(reps + 1):
+                for fused in (True, False):
+                    engine.FUSED_CPU = fused
+                    times[fused] += [timed(step, ours, x, w, bins, 100.0) for _ in range(5)]
+            engine.FUSED_CPU = True
+            fused_t, eager_t = times[True][5:], times[False][5:]  # the first round warms up
+            mode = "per channel" if per_channel else "per image"
+            print(
+                f"  {mode:11s} bins={bins:3d} sigma=100: fused {fmt(fused_t, 2)},"
+                f" eager {fmt(eager_t, 2)}:"
+                f" {statistics.median(eager_t) / statistics.median(fused_t):.2f}x"
+            )
 
 
 def cuda_peak(device: torch.device, fn, *args) -> float:
@@ -197,11 +228,13 @@ def main() -> None:
     if device.type == "cpu":
         print("\nRSS high-water growth of one cold call in a fresh process (MiB):")
         for bins in (200, 50):
-            ref_rss = rss_delta("reference", False, bins, 100.0)
-            ours_rss = rss_delta("ours", False, bins, 100.0)
+            _, ref_rss = rss_delta("reference", False, bins, 100.0)
+            once, ours_rss = rss_delta("ours", False, bins, 100.0)
             print(
                 f"  per image, bins={bins}, sigma=100: reference {ref_rss:.0f}, ours {ours_rss:.1f}"
+                f" (+ {once:.0f} once per process: the fused loops' numba code)"
             )
+        fused_vs_eager(device, args.reps)
     print("\nTargets (speedups of medians):")
     for mode in ("per image", "per channel"):
         for bins, want in ((200, 50), (50, 20)):

@@ -10,20 +10,26 @@ The arithmetic is the torch path's (:meth:`MomentPlan.accumulate`, :meth:`Moment
 operation for operation, so both agree to rounding; the tests run the engine both ways.
 Compiled on first use per input dtype (about a second), then cached on disk by numba.
 
-Numba's default threading layer on pip installs (``workqueue``) must not be entered by two
-threads at once, so calls hold :data:`LOCK`.
+Numba's first choice of threading layer, ``omp``, loads the same libgomp as torch's CPU
+wheels, so both share one thread pool (its own ``workqueue`` pool, tried, made the loops 2x
+slower: its threads and torch's spinning ones fought over the cores). Launching that pool
+resets torch's thread count to all cores (a SLURM job set to one thread trained on two), so
+:func:`_run` puts it back. Calls hold :data:`LOCK`, which the ``workqueue`` layer, numba's
+fallback, needs.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import numba
 import numpy as np
 import torch
 from numba import njit, prange
 
-# numba's workqueue threading layer aborts on concurrent parallel launches: one at a time.
+# numba's "workqueue" threading layer (where its "omp" one is missing) aborts on concurrent
+# parallel launches: calls take turns.
 LOCK = threading.Lock()
 
 
@@ -84,9 +90,15 @@ def _gradient(
             out[r, i] = acc
 
 
-def _threads() -> int:
-    """torch's intra-op thread count, within what numba started with."""
-    return max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+def _run(kernel: Callable[..., None], *args: object) -> None:
+    """``kernel(*args)`` (a compiled loop) on torch's thread count, which it leaves as it
+    found it."""
+    threads = torch.get_num_threads()
+    with LOCK:
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        kernel(*args)
+    if torch.get_num_threads() != threads:  # numba's "omp" pool was just launched
+        torch.set_num_threads(threads)
 
 
 def moments(
@@ -103,9 +115,7 @@ def moments(
             offset`` clamped to ``[0, top]``; group ``floor(t)``, ``tau = 2 frac(t) - 1``.
         terms: polynomials per group.
     """
-    with LOCK:
-        numba.set_num_threads(_threads())
-        _moments(x.numpy(), table.numpy(), inv_width, offset, top, terms)
+    _run(_moments, x.numpy(), table.numpy(), inv_width, offset, top, terms)
 
 
 def gradient(
@@ -115,7 +125,5 @@ def gradient(
     each value's group's polynomial at its tau, by Horner's rule in the table's dtype, as the
     torch path (0 at NaN: the first trash cell's polynomial)."""
     out = torch.empty_like(x)
-    with LOCK:
-        numba.set_num_threads(_threads())
-        _gradient(table.numpy(), x.numpy(), out.numpy(), inv_width, offset, top)
+    _run(_gradient, table.numpy(), x.numpy(), out.numpy(), inv_width, offset, top)
     return out

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +22,8 @@ from histae._histogram_engine import (
     chebyshev_error_bound,
 )
 from histae.histogram import soft_histogram, soft_histogram_reference
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def values(shape: tuple[int, ...], lo: float, hi: float, seed: int = 0) -> torch.Tensor:
@@ -445,3 +451,21 @@ def test_fused_loops_are_bitwise_the_same_at_any_thread_count(monkeypatch) -> No
         assert torch.equal(a, b)
     for a, b in zip(runs[3], runs[1], strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: every thread count is 1")
+def test_the_fused_loops_leave_torchs_thread_count_alone() -> None:
+    # numba's OpenMP pool shares torch's libgomp, and launching it (once per process) reset
+    # torch's thread count to all cores: a SLURM job set to 1 thread trained on 2. A fresh
+    # process, as a job is.
+    code = (
+        "import torch; torch.set_num_threads(1)\n"
+        "from histae.histogram import soft_histogram\n"
+        "x = torch.rand(4, 100, requires_grad=True)\n"
+        "soft_histogram(x, 10).sum().backward()\n"
+        "print(torch.get_num_threads())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.split() == ["1"]
