@@ -187,7 +187,7 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "2 CPU threads"
     print(f"torch {torch.__version__}, {name}; fwd+bwd of (64, 3, 32, 32); ms min/median/max")
     header = (
-        f"{'mode':11s} {'bins':>4s} {'sigma':>5s} {'method':>10s} | {'ref ms':>17s}"
+        f"{'mode':11s} {'bins':>4s} {'sigma':>5s} {'method':>11s} | {'ref ms':>17s}"
         f" {'ours ms':>17s} {'speedup':>7s} | {'ref MiB':>7s} {'ours MiB':>8s} |"
         f" {'ref err':>8s} {'ours err':>8s}"
     )
@@ -220,7 +220,7 @@ def main() -> None:
             mode = "per channel" if per_channel else "per image"
             results[mode, bins, sigma] = speedup, ours_mib
             print(
-                f"{mode:11s} {bins:4d} {sigma:5.0f} {method:>10s} | {fmt(ref_t, 1):>17s}"
+                f"{mode:11s} {bins:4d} {sigma:5.0f} {method:>11s} | {fmt(ref_t, 1):>17s}"
                 f" {fmt(ours_t, 2):>17s} {speedup:6.0f}x | {ref_mib:7.0f} {ours_mib:8.1f} |"
                 f" {ref_err:8.1e} {ours_err:8.1e}",
                 flush=True,

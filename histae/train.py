@@ -9,6 +9,7 @@ through :class:`histae.jobdir.JobDir`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -62,8 +63,10 @@ class TrainState:
     window_inputs: int = 0
 
 
+@functools.lru_cache(maxsize=2)
 def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
-    """The shuffled order of ``n`` training tiles in ``epoch``: (n,) int64.
+    """The shuffled order of ``n`` training tiles in ``epoch``: (n,) int64, read-only (cached:
+    every step of the epoch slices it).
 
     Derived from (seed, epoch) alone, so a resumed job needs only the epoch and the position.
     """
