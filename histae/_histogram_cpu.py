@@ -115,7 +115,7 @@ def moments(
             offset`` clamped to ``[0, top]``; group ``floor(t)``, ``tau = 2 frac(t) - 1``.
         terms: polynomials per group.
     """
-    _run(_moments, x.numpy(), table.numpy(), inv_width, offset, top, terms)
+    _run(_moments, x.detach().numpy(), table.numpy(), inv_width, offset, top, terms)
 
 
 def gradient(
@@ -125,5 +125,5 @@ def gradient(
     each value's group's polynomial at its tau, by Horner's rule in the table's dtype, as the
     torch path (0 at NaN: the first trash cell's polynomial)."""
     out = torch.empty_like(x)
-    _run(_gradient, table.numpy(), x.numpy(), out.numpy(), inv_width, offset, top)
+    _run(_gradient, table.numpy(), x.detach().numpy(), out.numpy(), inv_width, offset, top)
     return out

@@ -187,6 +187,17 @@ def test_concurrent_calls_from_threads_do_not_share_work_buffers() -> None:
             assert torch.equal(h, expected[(i + k) % 4])
 
 
+def test_a_strided_input_gives_the_contiguous_inputs_numbers() -> None:
+    # A transposed view (the fused loops read strided memory; no copy without a gradient).
+    x = values((40, 5), 0.0, 1.0, seed=11)
+    strided = x.t()
+    assert not strided.is_contiguous()
+    got = soft_histogram(strided, 12, sigma=70.0)
+    assert torch.equal(got, soft_histogram(strided.contiguous(), 12, sigma=70.0))
+    expected = soft_histogram_reference(strided, 12, 0.0, 1.0, 70.0)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("shape", [(30,), (2, 30), (2, 3, 30), (1, 2, 1, 30)])
 def test_shapes_and_leading_dimensions(shape: tuple[int, ...]) -> None:
     x = values(shape, 0.0, 1.0)
