@@ -8,7 +8,8 @@ value order, so the result does not depend on the thread count and is bitwise re
 
 The arithmetic is the torch path's (:meth:`MomentPlan.accumulate`, :meth:`MomentPlan.grad_values`)
 operation for operation, so both agree to rounding; the tests run the engine both ways.
-Compiled on first use per input dtype (about a second), then cached on disk by numba.
+Compiled on first use per input dtype (2-3 s on 2 cores), then cached on disk by numba (a
+later process loads them in about half a second).
 
 Numba's first choice of threading layer, ``omp``, loads the same libgomp as torch's CPU
 wheels, so both share one thread pool (its own ``workqueue`` pool, tried, made the loops 2x

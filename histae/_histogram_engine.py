@@ -284,12 +284,12 @@ class MomentPlan(Slabbed):
     ``kernel_toeplitz[q * terms + k, j]``: the coefficient of ``V_k(tau)`` for its ``j``-th
     bin, where ``V_k = s_k T_k`` are the Chebyshev polynomials with signs ``s_k`` = +1, +1,
     -1, -1, ... that make their recurrence ``V_k = V_{k-2} -+ 2 tau V_{k-1}`` one fused
-    multiply-add. A histogram row's moments ``mu[k, g] = sum V_k(tau)`` are a (terms, groups)
-    block of its table row, one scatter per polynomial (the same cost as powers of ``tau``,
-    whose coefficients grow like ``2**k`` and cancel in the forward's float64 sums). The
-    backward uses ``grad_toeplitz``, the same polynomials in powers of ``tau``: Horner's rule
-    per value is one fused multiply-add a term.
-    Where ``spelled``, both are spelled out over all bins for one matmul each.
+    multiply-add. A histogram row's moments ``mu[g, k] = sum V_k(tau)`` fill its table row
+    group by group, ``g * terms + k`` (the same cost as powers of ``tau``, whose coefficients
+    grow like ``2**k`` and cancel in the forward's float64 sums), so a run of groups is a run
+    of columns: the kernel products go band by band (:meth:`_bands`). The backward uses
+    ``grad_toeplitz``, the same polynomials in powers of ``tau``: Horner's rule per value is
+    one fused multiply-add a term.
     """
 
     bins: int
@@ -304,8 +304,8 @@ class MomentPlan(Slabbed):
     bins_fed: int  # bins each group feeds: cell_bins + bin_offset + ceil(reach)
     kernel_toeplitz: Tensor = field(repr=False)  # (cell_groups * terms, bins_fed) float64, V_k
     grad_toeplitz: Tensor = field(repr=False)  # the same, coefficients of tau**k
-    # Spelled-out kernels by (direction, dtype), built on first use.
-    kernels: dict[tuple[str, torch.dtype], Tensor] = field(default_factory=dict, repr=False)
+    # The kernels' nonzero bands by (direction, dtype), built on first use (see _bands).
+    kernels: dict[tuple[str, torch.dtype], list] = field(default_factory=dict, repr=False)
 
     @property
     def groups(self) -> int:
