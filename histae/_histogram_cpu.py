@@ -21,13 +21,18 @@ fallback, needs.
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import numba
 import numpy as np
 import torch
 from numba import njit, prange
+
+log = logging.getLogger(__name__)
 
 # numba's "workqueue" threading layer (where its "omp" one is missing) aborts on concurrent
 # parallel launches: calls take turns.
@@ -93,13 +98,51 @@ def _gradient(
 
 def _run(kernel: Callable[..., None], *args: object) -> None:
     """``kernel(*args)`` (a compiled loop) on torch's thread count, which it leaves as it
-    found it."""
+    found it. A damaged numba cache of these loops is removed and the loops compiled afresh."""
     threads = torch.get_num_threads()
     with LOCK:
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-        kernel(*args)
+        try:
+            kernel(*args)
+        except Exception as error:
+            if not _raised_by_numbas_cache(error):
+                raise
+            removed = [path for path in cache_files() if _unlink(path)]
+            log.warning(
+                f"numba's cache of histae's CPU loops was damaged ({type(error).__name__}: "
+                f"{error}); removed {len(removed)} cache files, compiling them afresh"
+            )
+            kernel(*args)
     if torch.get_num_threads() != threads:  # numba's "omp" pool was just launched
         torch.set_num_threads(threads)
+
+
+def cache_files() -> list[Path]:
+    """numba's cache files of these loops: under ``NUMBA_CACHE_DIR`` if set, else beside this
+    file (numba's own choice where that folder is writable)."""
+    here = Path(__file__).resolve()
+    root = Path(numba.config.CACHE_DIR) if numba.config.CACHE_DIR else here.parent / "__pycache__"
+    return sorted(root.rglob(f"{here.stem}.*.nb[ci]")) if root.is_dir() else []
+
+
+def _raised_by_numbas_cache(error: BaseException) -> bool:
+    """Whether ``error`` came out of numba's cache loading (a truncated or stale file)."""
+    caching = os.path.join("numba", "core", "caching.py")
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(caching):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _unlink(path: Path) -> bool:
+    """Remove ``path``; False if it was already gone (another process healed it first)."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def moments(

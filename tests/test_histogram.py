@@ -465,7 +465,9 @@ def test_fused_loops_are_bitwise_the_same_at_any_thread_count(monkeypatch) -> No
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: every thread count is 1")
-def test_the_fused_loops_leave_torchs_thread_count_alone() -> None:
+def test_the_fused_loops_leave_torchs_thread_count_alone(backend) -> None:
+    if backend == "eager":
+        pytest.skip("a fresh process, where the fused loops run; once is enough")
     # numba's OpenMP pool shares torch's libgomp, and launching it (once per process) reset
     # torch's thread count to all cores: a SLURM job set to 1 thread trained on 2. A fresh
     # process, as a job is.
@@ -480,3 +482,36 @@ def test_the_fused_loops_leave_torchs_thread_count_alone() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert out.stdout.split() == ["1"]
+
+
+def test_a_damaged_numba_cache_is_rebuilt_not_fatal(tmp_path, backend) -> None:
+    if backend == "eager":
+        pytest.skip("fresh processes, where the fused loops run; once is enough")
+    # A truncated cache file (a full disk, a killed copy) made numba raise UnpicklingError from
+    # inside the loss: the loops remove their cache, say so in one line, and compile afresh.
+    code = (
+        "import logging, torch\n"
+        "logging.basicConfig(format='%(message)s')\n"
+        "from histae.histogram import soft_histogram, soft_histogram_reference\n"
+        "x = torch.rand(4, 100, requires_grad=True)\n"
+        "h = soft_histogram(x, 10)\n"
+        "h.sum().backward()\n"
+        "ref = soft_histogram_reference(x.detach(), 10, 0.0, 1.0, 100.0)\n"
+        "print(float((h - ref).abs().max()), float(x.grad.abs().max()))\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    run = lambda: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT
+    )
+    first = run()
+    assert first.returncode == 0, first.stderr[-2000:]
+    data = sorted(tmp_path.rglob("*.nbc"))
+    assert data, "numba wrote no cache"
+    for path in data:
+        path.write_bytes(path.read_bytes()[:100])
+    second = run()
+    assert second.returncode == 0, second.stderr[-2000:]
+    error, grad = (float(v) for v in second.stdout.split())
+    assert error < 1e-5 and grad > 0
+    assert "cache of histae's CPU loops was damaged" in second.stderr
+    assert all(len(p.read_bytes()) > 100 for p in tmp_path.rglob("*.nbc"))  # rebuilt
