@@ -71,14 +71,24 @@ class Cluster:
         )
         return done.stdout
 
-    def finished_jobs(self, array_id: str) -> list[dict[str, str]]:
-        """SLURM's records (jobcomp.txt) of the finished tasks of array job ``array_id``."""
+    def finished_jobs(
+        self, array_id: str, expect: int = 0, timeout: float = 30.0
+    ) -> list[dict[str, str]]:
+        """SLURM's records (jobcomp.txt) of the finished tasks of array job ``array_id``,
+        waiting up to ``timeout`` s for ``expect`` of them: slurmctld writes a task's record
+        when it has processed the task's end, which can come after submitit has read the
+        task's result and the sweep has returned (seen once in CI: 1 of 2 records)."""
         path = self.dir / "jobcomp.txt"
-        records = [
-            dict(re.findall(r"(\w+)=(\S*)", line))
-            for line in (path.read_text().splitlines() if path.exists() else [])
-        ]
-        return [r for r in records if r.get("ArrayJobId") == array_id]
+        deadline = time.monotonic() + timeout
+        while True:
+            records = [
+                dict(re.findall(r"(\w+)=(\S*)", line))
+                for line in (path.read_text().splitlines() if path.exists() else [])
+            ]
+            found = [r for r in records if r.get("ArrayJobId") == array_id]
+            if len(found) >= expect or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
 
 
 def free_port() -> int:
@@ -286,7 +296,7 @@ def test_two_by_two_sweep_runs_as_four_slurm_jobs(cluster, tmp_path) -> None:
     array_ids = {name.split("_")[0] for name in logs}
     assert len(logs) == 4 and len(array_ids) == 1
     # ... that SLURM ran and recorded: four tasks, each completed.
-    records = cluster.finished_jobs(array_ids.pop())
+    records = cluster.finished_jobs(array_ids.pop(), expect=4)
     assert sorted(r["ArrayTaskId"] for r in records) == ["0", "1", "2", "3"]
     assert {r["JobState"] for r in records} == {"COMPLETED"}
     seen = set()
@@ -336,7 +346,7 @@ def test_a_job_that_fails_on_the_cluster_is_reported_and_the_others_finish(
     # Both ran on the cluster: histae caught the error inside its SLURM job and returned it.
     logs = submitit_logs(sweep)
     (array_id,) = {name.split("_")[0] for name in logs}
-    assert len(cluster.finished_jobs(array_id)) == 2
+    assert len(cluster.finished_jobs(array_id, expect=2)) == 2
     assert sum(TOO_BIG.split(": ", 1)[1] in log.read_text() for log in logs.values()) == 1
     assert TOO_BIG.split(": ", 1)[1] in (sweep / "batch_size-6000" / "histae.log").read_text()
 
@@ -357,7 +367,8 @@ def test_array_parallelism_one_runs_the_jobs_one_at_a_time(cluster, tmp_path) ->
     assert "#SBATCH --array=0-1%1" in submission
     (array_id,) = {name.split("_")[0] for name in submitit_logs(sweep)}
     # SLURM's start and end times (whole seconds): each job starts once the one before has ended.
-    runs = sorted((r["StartTime"], r["EndTime"]) for r in cluster.finished_jobs(array_id))
+    records = cluster.finished_jobs(array_id, expect=2)
+    runs = sorted((r["StartTime"], r["EndTime"]) for r in records)
     assert len(runs) == 2
     assert runs[1][0] >= runs[0][1], runs
     # The same from the jobs' own logs, to the millisecond.
