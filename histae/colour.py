@@ -165,7 +165,7 @@ class SlicedWassersteinLoss(nn.Module):
         0.0
     """
 
-    def __init__(self, directions: int, seed: int) -> None:
+    def __init__(self, directions: int = 32, seed: int = 0) -> None:
         super().__init__()
         if isinstance(directions, bool) or not isinstance(directions, int) or directions < 1:
             raise ValueError(f"loss.directions must be an integer >= 1, got {directions!r}")
@@ -339,12 +339,12 @@ class JointHistogramLoss(nn.Module):
 
     def __init__(
         self,
-        bins: int,
-        min: float,
-        max: float,
-        sigma: float,
-        loss: str,
-        normalize: bool | float,
+        bins: int = 8,
+        min: float = 0.0,
+        max: float = 1.0,
+        sigma: float = 100.0,
+        loss: str = "l1",
+        normalize: bool | float = False,
     ) -> None:
         super().__init__()
         _check_joint_args(bins, min, max, sigma, loss, normalize)
@@ -497,11 +497,11 @@ class RGBuvHistogramLoss(nn.Module):
 
     def __init__(
         self,
-        bins: int,
-        min: float,
-        max: float,
-        tau: float,
-        loss: str,
+        bins: int = 64,
+        min: float = -3.0,
+        max: float = 3.0,
+        tau: float = 0.02,
+        loss: str = "hellinger",
     ) -> None:
         super().__init__()
         _check_rgbuv_args(bins, min, max, tau, loss)

@@ -268,14 +268,14 @@ class HistogramLoss(nn.Module):
 
     def __init__(
         self,
-        bins: int,
-        min: float,
-        max: float,
-        sigma: float,
-        loss: str | Distance,
-        normalize: bool | float,
-        per_channel: bool,
-        kernel: str,
+        bins: int = 100,
+        min: float = 0.0,
+        max: float = 1.0,
+        sigma: float = 100.0,
+        loss: str | Distance = "l1",
+        normalize: bool | float = False,
+        per_channel: bool = False,
+        kernel: str = "sigmoid",
     ) -> None:
         super().__init__()
         check_loss_args(bins, min, max, sigma, loss, normalize, kernel)
@@ -358,7 +358,8 @@ def composite_loss(
 class CompositeLoss(nn.Module):
     """A weighted sum of losses, each term a ``{weight, loss}`` mapping (``conf/loss/composite``).
 
-    ``terms`` is what Hydra builds from the config: a mapping from a term's name to its
+    ``terms`` is what Hydra builds from the config (None: ``conf/loss/composite.yaml``'s, the
+    pooled :class:`HistogramLoss` at weight 1 plus pixel L1 at weight 0.1): a mapping from a term's name to its
     ``weight`` (a number, 0 switches the term off) and its ``loss`` (a module or callable). The
     terms with a nonzero weight are kept as submodules, so their state (e.g. the sliced
     Wasserstein step counter) is in ``state_dict()``.
@@ -370,8 +371,13 @@ class CompositeLoss(nn.Module):
         0.5
     """
 
-    def __init__(self, terms: Mapping[str, Mapping[str, Any]]) -> None:
+    def __init__(self, terms: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         super().__init__()
+        if terms is None:  # conf/loss/composite.yaml: the reference's loss + 0.1 x pixel L1
+            terms = {
+                "histogram": {"weight": 1.0, "loss": HistogramLoss()},
+                "l1": {"weight": 0.1, "loss": nn.L1Loss()},
+            }
         if not isinstance(terms, Mapping) or not terms:
             raise ValueError(f"loss.terms must name at least one term, got {terms!r}")
         self.weights: dict[str, float] = {}

@@ -141,11 +141,11 @@ class ConvAutoencoder(nn.Module):
 
     def __init__(
         self,
-        shape: Sequence[int],
-        code_size: int,
-        channels: Sequence[int],
-        kernel_size: int,
-        activation: str,
+        shape: Sequence[int] = (3, 32, 32),
+        code_size: int = 128,
+        channels: Sequence[int] = (24, 32, 48),
+        kernel_size: int = 5,
+        activation: str = "relu",
     ) -> None:
         super().__init__()
         if len(shape) != 3 or any(int(s) < 1 for s in shape):

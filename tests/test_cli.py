@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TINY
+from tests.helpers import NO_COUNT, ROOT, TINY
 
 CASES = [
     (["loss.bins=0"], "loss.bins must be .*>= 1, got 0"),
@@ -37,7 +37,7 @@ CASES = [
         ["data.shape=[3,64,64]"],
         r"data tiles have shape \[3, 64, 64\] but model.shape is \[3, 32, 32\]",
     ),
-    (["data=image_folder", "data.root=/nonexistent/tiles"], "/nonexistent/tiles"),
+    (["data=image_folder", NO_COUNT, "data.root=/nonexistent/tiles"], "/nonexistent/tiles"),
     (["trainer.device=tpu"], "trainer.device must be auto, cpu, cuda or cuda:N"),
 ]
 
@@ -61,12 +61,18 @@ def test_bad_input_is_one_line_and_writes_nothing(
 def test_empty_folder_and_corrupt_image_name_the_path(run_cli, capsys, tmp_path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert run_cli(*TINY, "data=image_folder", f"data.root={empty}", "data.cache_dir=null") != 0
+    assert (
+        run_cli(*TINY, "data=image_folder", NO_COUNT, f"data.root={empty}", "data.cache_dir=null")
+        != 0
+    )
     assert str(empty) in capsys.readouterr().err
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "tile.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
-    assert run_cli(*TINY, "data=image_folder", f"data.root={bad}", "data.cache_dir=null") != 0
+    assert (
+        run_cli(*TINY, "data=image_folder", NO_COUNT, f"data.root={bad}", "data.cache_dir=null")
+        != 0
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(bad / "tile.png") in err[0]
 

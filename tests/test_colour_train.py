@@ -15,7 +15,7 @@ from histae.jobdir import METRIC_COLUMNS, read_metrics
 from histae.loss import CompositeLoss
 from histae.metrics import INPUT_DEPENDENCE_KEYS
 from histae.objective import Objective
-from tests.conftest import CONF
+from tests.helpers import CONF
 
 # The loss options beyond the reference: colour losses and the weighted sum.
 NEW_LOSSES = sorted(

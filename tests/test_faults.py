@@ -17,7 +17,7 @@ import pytest
 
 from histae.checkpoint import load_checkpoint
 from histae.jobdir import is_job_dir, read_job, read_metrics, read_status
-from tests.conftest import ROOT, TINY
+from tests.helpers import NO_COUNT, ROOT, TINY, histae
 
 QUICK = [*TINY, "trainer.max_inputs=32"]
 SMALL = "data.count=1200"  # ~60 validation tiles instead of ~300: validations 5x quicker
@@ -170,18 +170,6 @@ def test_stale_temp_files_are_swept_when_a_job_starts(run_cli, tmp_path) -> None
 # Signals
 
 
-def histae(*args: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "histae", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 JOB = [
     *TINY,
     "trainer.max_inputs=640",
@@ -304,7 +292,11 @@ def test_an_enormous_image_is_refused_by_name_before_decoding(run_cli, capsys, t
     images.mkdir()
     (images / "huge.png").write_bytes(png_header(9_000, 8_000))
     code = run_cli(
-        *QUICK, "data=image_folder", f"data.root={images}", f"hydra.run.dir={tmp_path / 'run'}"
+        *QUICK,
+        "data=image_folder",
+        NO_COUNT,
+        f"data.root={images}",
+        f"hydra.run.dir={tmp_path / 'run'}",
     )
     assert code == 1
     line = one_error_line(capsys)
@@ -325,6 +317,7 @@ def test_a_file_name_that_is_not_utf8_never_breaks_the_logs(tmp_path) -> None:
             "histae",
             *QUICK,
             "data=image_folder",
+            NO_COUNT,
             f"data.root={images}",
             f"hydra.run.dir={tmp_path / 'run'}",
         ],

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from histae.report import write_job_page, write_outputs_index, write_report
-from tests.conftest import write_job, write_sweep
+from tests.helpers import write_job, write_sweep
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -11,7 +11,7 @@ import pytest
 from hydra.core.utils import JobReturn, JobStatus
 
 from histae.hydra_compat import basic_sweeper, job_error, one_line_errors
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_hydra_core_is_in_the_range_pyproject_pins() -> None:

@@ -18,7 +18,7 @@ from histae import jobdir
 from histae.checkpoint import FORMAT, VERSION, load_checkpoint, rng_state, save_checkpoint
 from histae.jobdir import JobDir, read_job
 from histae.labels import folder_value, job_names
-from tests.conftest import ROOT, finished_job
+from tests.helpers import ROOT, finished_job
 
 # ----------------------------------------------------------------------------------------------
 # Readers never crash

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from histae.app import launcher_threads
 from histae.jobdir import read_status
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
 

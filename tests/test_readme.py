@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
-from tests.conftest import CONF, ROOT
+from tests.helpers import CONF, ROOT
 
 
 def bash_blocks(text: str) -> list[str]:

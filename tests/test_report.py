@@ -28,7 +28,7 @@ from histae.report.curves import plot_curves
 from histae.report.measures import METRICS, normalised_loss, tv_scale
 from histae.report.reading import read_jobs
 from histae.report.settings import group_settings, sort_settings
-from tests.conftest import (
+from tests.helpers import (
     TINY,
     job_config,
     run_histae,

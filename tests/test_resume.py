@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from histae.checkpoint import load_checkpoint
 from histae.jobdir import is_stopped, read_metrics, read_status
-from tests.conftest import ROOT, TINY
+from tests.helpers import TINY, histae, train_rows_past, wait_for
 
 # Two checkpoints (at 320 and 640 inputs): the kill lands between them.
 JOB = [
@@ -24,38 +19,6 @@ JOB = [
     "trainer.val_every_inputs=320",
     "trainer.log_every_inputs=64",
 ]
-
-
-def histae(*args: str, **kwargs) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "histae", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
-    )
-
-
-def wait_for(predicate, proc: subprocess.Popen, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if proc.poll() is not None:
-            raise AssertionError(f"job ended before the kill point: {proc.stderr.read()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("the job never reached the kill point")
-        time.sleep(0.01)
-
-
-def train_rows_past(run_dir: Path, inputs: int) -> bool:
-    try:
-        rows = read_metrics(run_dir / "metrics.csv")
-    except (OSError, ValueError):
-        return False
-    return any(r["split"] == "train" and r["inputs"] > inputs for r in rows)
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ import torch
 
 from histae.checkpoint import load_checkpoint
 from histae.jobdir import is_job_dir, read_metrics, read_status
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 

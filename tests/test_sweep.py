@@ -7,7 +7,7 @@ import json
 import pytest
 
 from histae.jobdir import read_metrics, read_status
-from tests.conftest import job_config
+from tests.helpers import job_config
 
 
 @pytest.mark.slow

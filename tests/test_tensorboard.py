@@ -157,7 +157,8 @@ def test_without_tensorboard_one_line_before_training(
 def test_a_killed_and_resumed_job_shows_each_step_once(tmp_path: Path) -> None:
     """SIGKILL past the first checkpoint, rerun: the events match metrics.csv step for step."""
     pytest.importorskip("tensorboard")
-    from tests.test_resume import JOB, histae, train_rows_past, wait_for
+    from tests.helpers import histae, train_rows_past, wait_for
+    from tests.test_resume import JOB
 
     run_dir = tmp_path / "killed"
     job = [*JOB, "logger=tensorboard", f"hydra.run.dir={run_dir}"]

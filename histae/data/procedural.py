@@ -623,7 +623,9 @@ def generate_tiles(
     return np.ascontiguousarray(tiles), np.concatenate(kind_chunks)
 
 
-def procedural_tiles(count: int, seed: int, val_every: int, shape: Sequence[int]) -> TileSet:
+def procedural_tiles(
+    count: int = 6000, seed: int = 0, val_every: int = 20, shape: Sequence[int] = (3, 32, 32)
+) -> TileSet:
     """The embedded default data: ``count`` distinct pixel-art RPG tiles, split by hash.
 
     Args:

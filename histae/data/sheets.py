@@ -264,14 +264,37 @@ def sheet_tiles(
     return kept
 
 
+# conf/data/rpg_tiles.yaml's sheets (tests/test_defaults.py keeps the two the same): real 32x32
+# RPG tiles from the Debian packages angband-data and crawl-tiles-data.
+RPG_TILE_SHEETS: tuple[dict, ...] = (
+    {
+        "path": [
+            "/usr/share/angband/tiles/gervais/32x32.png",  # Debian 13
+            "/usr/share/angband/xtra/graf/32x32.png",  # Debian 12
+        ],
+        "tile_size": 32,
+        "offset": [0, 0],
+        "stride": None,
+    },
+    {"path": "/usr/share/crawl/dat/tiles/floor.png", "tile_size": 32},
+    {"path": "/usr/share/crawl/dat/tiles/wall.png", "tile_size": 32},
+)
+RPG_TILES_HINT = (
+    "install them with 'sudo apt-get install angband-data crawl-tiles-data', or use "
+    "data=procedural (built-in tiles, no files needed)"
+)
+CACHE_DIR = "~/.cache/histae"  # the YAML's default when HISTAE_CACHE_DIR is not set
+IMAGE_EXTENSIONS = ("png", "gif", "bmp", "jpg", "jpeg", "webp", "tga")
+
+
 def load_tile_sheets(
-    sources: Sequence[Mapping],
-    shape: Sequence[int],
-    val_every: int,
-    cache_dir: str | None,
-    min_coverage: float,
-    resample: str,
-    missing_hint: str,
+    sources: Sequence[Mapping] = RPG_TILE_SHEETS,
+    shape: Sequence[int] = (3, 32, 32),
+    val_every: int = 20,
+    cache_dir: str | None = CACHE_DIR,
+    min_coverage: float = 0.01,
+    resample: str = "nearest",
+    missing_hint: str = RPG_TILES_HINT,
 ) -> TileSet:
     """Tiles cut from a list of tile sheets (the ``data=rpg_tiles`` target).
 
@@ -313,15 +336,15 @@ def load_tile_sheets(
 
 def load_image_folder(
     root: str,
-    shape: Sequence[int],
-    tile_size: int | Sequence[int] | None,
-    offset: int | Sequence[int],
-    stride: int | Sequence[int] | None,
-    extensions: Sequence[str],
-    val_every: int,
-    cache_dir: str | None,
-    min_coverage: float,
-    resample: str,
+    shape: Sequence[int] = (3, 32, 32),
+    tile_size: int | Sequence[int] | None = None,
+    offset: int | Sequence[int] = (0, 0),
+    stride: int | Sequence[int] | None = None,
+    extensions: Sequence[str] = IMAGE_EXTENSIONS,
+    val_every: int = 20,
+    cache_dir: str | None = CACHE_DIR,
+    min_coverage: float = 0.01,
+    resample: str = "nearest",
 ) -> TileSet:
     """Tiles from every image under a folder, searched recursively (``data=image_folder``).
 
