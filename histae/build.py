@@ -82,9 +82,9 @@ def build_option(option: str, **values: Any) -> Any:
     """One config option built with its YAML values, any of them replaced by ``values``.
 
     ``build_option("loss/histogram", bins=50)`` is ``HistogramLoss`` with bins 50 and every other
-    argument from ``conf/loss/histogram.yaml``. The YAML files are the one place a default is
-    written; constructors take every value as a required argument, so from Python this is how to
-    get the same defaults as the command line.
+    argument from ``conf/loss/histogram.yaml``, environment variables and interpolations
+    (``data.shape`` follows ``model.shape``) resolved as in a job. The constructors' own
+    defaults are the same values (``HistogramLoss(bins=50)``; tests/test_defaults.py).
     """
     node = option_config(option)
     unknown = sorted(set(values) - set(node))

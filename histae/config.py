@@ -133,6 +133,7 @@ class TrainerConf:
     code_reg_weight: float = MISSING
     resume: bool = MISSING
     save_checkpoint: bool = MISSING
+    keep_state: bool = MISSING  # a finished job's checkpoint.pt keeps optimizer and RNG states
     deterministic: bool = MISSING  # torch.use_deterministic_algorithms (histae.perf)
     channels_last: bool = MISSING  # the model and batches in channels-last layout (histae.perf)
     compile: bool = MISSING  # torch.compile encoder and decoder (histae.perf)

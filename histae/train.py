@@ -119,28 +119,34 @@ def log_train_row(
 
 
 def save_job_checkpoint(
-    job: JobDir, setup: Setup, state: TrainState, config: dict[str, Any]
+    job: JobDir, setup: Setup, state: TrainState, config: dict[str, Any], finished: bool = False
 ) -> None:
-    """checkpoint.pt: weights, optimizer, scheduler, state, RNG states and config."""
+    """checkpoint.pt: weights, optimizer, scheduler, state, RNG states and config; once
+    ``finished``, the weights, state and config only (histae.checkpoint, ``weights_only``)."""
     cpu_state = asdict(state)
     cpu_state["window"] = {k: v.cpu() for k, v in state.window.items()}
-    save_checkpoint(
-        job.path / CHECKPOINT,
-        {
-            "model": setup.model.state_dict(),
+    checkpoint: dict[str, Any] = {"model": setup.model.state_dict(), "state": cpu_state}
+    if finished:
+        checkpoint["weights_only"] = True
+    else:
+        checkpoint |= {
             "optimizer": setup.optimizer.state_dict(),
             "scheduler": setup.scheduler.state_dict(),
             "criterion": setup.objective.criterion.state_dict(),  # sliced_w's generator
-            "state": cpu_state,
             "rng": rng_state(),
-            "config": config,
-        },
-    )
+        }
+    save_checkpoint(job.path / CHECKPOINT, checkpoint | {"config": config})
 
 
 def restore(setup: Setup, checkpoint: dict[str, Any]) -> TrainState:
-    """Load a checkpoint's weights, optimizer, scheduler and RNG states; return its state."""
+    """Load a checkpoint's weights, optimizer, scheduler and RNG states; return its state.
+
+    A finished job's (``weights_only``) has no steps left: its weights and state are enough."""
     setup.model.load_state_dict(checkpoint["model"])
+    if checkpoint.get("weights_only"):
+        state = TrainState(**checkpoint["state"])
+        state.window = {k: v.to(setup.device) for k, v in state.window.items()}
+        return state
     setup.optimizer.load_state_dict(checkpoint["optimizer"])
     setup.scheduler.load_state_dict(checkpoint["scheduler"])
     if "criterion" in checkpoint:  # a loss's own state: sliced_w's direction generator
@@ -274,7 +280,8 @@ def validation(
     if grid is not None:
         logger.log_image(state.inputs, grid)
     if cfg.trainer.save_checkpoint:
-        save_job_checkpoint(job, setup, state, config)
+        finished = state.inputs >= cfg.trainer.max_inputs and not cfg.trainer.keep_state
+        save_job_checkpoint(job, setup, state, config, finished)
     job.write_status("running")
     log.info(
         f"[{job.path.name}] validation at {state.inputs} inputs: loss {metrics['loss']:.4g}, "
@@ -333,6 +340,11 @@ def run_job(
         checkpoint = load_checkpoint(resume_from) if resume_from else None
         if checkpoint is not None:
             check_resumable(checkpoint, config, job.path / CHECKPOINT)
+            if checkpoint.get("weights_only") and checkpoint["state"]["inputs"] < t.max_inputs:
+                raise ValueError(
+                    f"{job.path / CHECKPOINT} holds only the weights of a finished job, not the "
+                    "state to train on; use trainer.resume=false to start over"
+                )
     train_tiles, val_tiles = torch.from_numpy(setup.tiles.train), torch.from_numpy(setup.tiles.val)
 
     with job.recording(), stop_signals() as stop:

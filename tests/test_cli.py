@@ -96,7 +96,7 @@ def test_resume_with_another_model_config_is_refused_and_the_folder_untouched(
     code = run_cli(*TINY, "trainer.max_inputs=32", "model.code_size=64", f"hydra.run.dir={run_dir}")
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1
-    assert "model.code_size=128" in err[0] and "model.code_size=64" in err[0]
+    assert "model.code_size=16" in err[0] and "model.code_size=64" in err[0]
     assert "trainer.resume=false" in err[0]
     after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.suffix != ".log"}
     assert after == before

@@ -104,7 +104,8 @@ def test_summary_status_and_checkpoint(tiny_job) -> None:
     status = read_status(job_dir)
     assert status["status"] == "done" and status["inputs"] == cfg.trainer.max_inputs
     checkpoint = load_checkpoint(job_dir / "checkpoint.pt")
-    assert {"model", "optimizer", "scheduler", "state", "rng", "config"} <= set(checkpoint)
+    # Finished: the weights, counters and config, not the optimizer or RNG states.
+    assert set(checkpoint) == {"model", "state", "config", "weights_only"}
     assert checkpoint["state"]["inputs"] == cfg.trainer.max_inputs
     samples = np.load(job_dir / "samples.npz")
     assert samples["originals"].shape == (16, 3, 32, 32)
@@ -171,3 +172,32 @@ def test_device_auto_takes_cuda_only_where_there_is_one(monkeypatch, cuda_device
         ValueError, match=r"^trainer\.device must be auto, cpu, cuda or cuda:N, got 'gpu'"
     ):
         resolve_device("gpu")
+
+
+def test_a_finished_job_keeps_weights_only_unless_keep_state(compose_cfg, tmp_path) -> None:
+    kept = tmp_path / "kept"
+    train(compose_cfg("trainer.max_inputs=32", "trainer.keep_state=true"), kept)
+    full = load_checkpoint(kept / "checkpoint.pt")
+    assert {"model", "optimizer", "scheduler", "criterion", "state", "rng", "config"} <= set(full)
+    assert "weights_only" not in full
+    slim = tmp_path / "slim"
+    train(compose_cfg("trainer.max_inputs=32"), slim)
+    weights = load_checkpoint(slim / "checkpoint.pt")
+    assert weights["weights_only"] is True and "optimizer" not in weights
+    assert all(torch.equal(full["model"][k], weights["model"][k]) for k in full["model"])
+    # AdamW's two moments are twice the weights: the finished file is about a third.
+    size = (slim / "checkpoint.pt").stat().st_size / (kept / "checkpoint.pt").stat().st_size
+    assert 0.25 < size < 0.45, size
+
+
+def test_a_job_stopped_after_its_final_checkpoint_finishes_from_the_weights(
+    compose_cfg, tmp_path
+) -> None:
+    cfg = compose_cfg("trainer.max_inputs=64", "trainer.val_every_inputs=32")
+    first = train(cfg, tmp_path / "job")
+    # As if killed between the final (weights-only) checkpoint and the summary.
+    (tmp_path / "job" / "summary.json").unlink()
+    again = train(cfg, tmp_path / "job")
+    assert again["status"] == "done" and again["final"] == first["final"]
+    assert again["inputs"] == first["inputs"] == 64
+    assert read_status(tmp_path / "job")["status"] == "done"
