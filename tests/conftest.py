@@ -59,3 +59,10 @@ def real_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert code == 0
     return sweep_dir
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that asks for the local SLURM cluster is a ``cluster`` test (``-m "not cluster"``)."""
+    for item in items:
+        if "cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cluster)

@@ -19,6 +19,8 @@ import pytest
 from histae.report import write_job_page, write_outputs_index, write_report
 from tests.helpers import write_job, write_sweep
 
+pytestmark = pytest.mark.browser  # every test here loads pages in headless Chromium
+
 CHROMIUM = "/usr/bin/chromium"
 
 
