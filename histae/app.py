@@ -23,7 +23,6 @@ from omegaconf import DictConfig, OmegaConf
 from histae.config import CONFIG_DIR, register
 from histae.hydra_compat import one_line_errors
 from histae.jobdir import HYDRA, STATUS, JobDir, JobStopped, error_line
-from histae.train import train
 
 log = logging.getLogger("histae")
 
@@ -77,6 +76,8 @@ def _main(cfg: DictConfig) -> dict[str, Any]:
         )
 
     single = hydra_cfg.mode == RunMode.RUN
+    from histae.train import train  # torch and the training stack: not for --help or --cfg
+
     try:
         summary = train(cfg, job_dir, on_start=record_config, record_failure=not single)
     except Exception as err:

@@ -187,7 +187,7 @@ def user_groups(conf_dir: str = CONFIG_DIR) -> str:
 
 def distance_names() -> str:
     """The values ``loss.loss`` takes, for ``--help``."""
-    from histae.loss import LOSS_NAMES
+    from histae.names import LOSS_NAMES
 
     return ", ".join(LOSS_NAMES)
 

@@ -22,21 +22,8 @@ from torch import Tensor, nn
 
 # _soft_histogram: soft_histogram without its argument checks, for HistogramLoss's steps.
 from histae.histogram import _soft_histogram, check_histogram_args
+from histae.names import LOSS_NAMES
 
-# Names the ``loss`` option accepts.
-LOSS_NAMES = (
-    "l1",
-    "mae",
-    "l2",
-    "mse",
-    "kl_div",
-    "bce",
-    "ce",
-    "emd",
-    "hellinger",
-    "chi2",
-    "sorted_w1",
-)
 # Keeps roots, logs and divisions finite and differentiable at empty histograms and bins.
 EPS = 1e-8
 # The reference adds this to the p-norm it divides by.

@@ -37,7 +37,7 @@ def test_two_by_two_sweep_makes_four_named_job_folders(real_sweep) -> None:
 
 
 def test_job_names_from_swept_values() -> None:
-    from hydra_plugins.histae_sweeper.histae_sweeper import job_names
+    from histae.labels import job_names
 
     jobs = [["a.x=1", "b.x=2", "c=7"], ["a.x=3", "b.x=2", "c=7"], ["a.x=1", "b.x=5", "c=7"]]
     # Both swept keys end in "x", so they keep their full names; c never varies.

@@ -24,9 +24,9 @@ from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+# Hydra imports every plugin on every start (--help too): histae's own modules are imported
+# inside the methods that use them; hydra_compat is light and gives the base class.
 from histae.hydra_compat import basic_sweeper, job_error
-from histae.jobdir import MULTIRUN, JobStopped, error_line
-from histae.labels import job_names
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,8 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
     def split_arguments(  # type: ignore[override]
         self, overrides: list[Override], max_batch_size: int | None
     ) -> list[list[list[str]]]:
+        from histae.labels import job_names
+
         batches = BasicSweeper.split_arguments(overrides, max_batch_size)
         if self._subdir_is_set_by_user():
             return batches
@@ -170,6 +172,7 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
         """Compose and check every job, and the folders they will write, before any write."""
         from histae.build import job_config
         from histae.checks import check_config, check_folder
+        from histae.jobdir import error_line
 
         assert self.config is not None and self.hydra_context is not None
         if self.report_lead is not None:
@@ -201,6 +204,8 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
     def sweep(self, arguments: list[str]) -> Any:
         """BasicSweeper.sweep, but checked first, every job runs, and failures are reported
         together: one error naming every failed job, after the report."""
+        from histae.jobdir import MULTIRUN, JobStopped, error_line
+
         assert self.config is not None and self.launcher is not None
         assert self.hydra_context is not None
         sweep_dir = Path(self.config.hydra.sweep.dir)
