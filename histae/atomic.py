@@ -19,6 +19,26 @@ from typing import IO, Any
 
 TEMP_SUFFIX = ".tmp"
 
+# A test hook, for fault tests that must hit an exact moment rather than poll the disk for it:
+# HISTAE_FAULT=<file name>:<signal>[:<n>] sends this process <signal> (TERM, INT, KILL, ...) when
+# the n-th write (default 1) of a file of that name is complete in its temp file, not yet renamed.
+FAULT_ENV = "HISTAE_FAULT"
+_writes: dict[str, int] = {}
+
+
+def _fault_point(name: str) -> None:
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    target, signame, *nth = spec.split(":")
+    if name != target:
+        return
+    _writes[name] = _writes.get(name, 0) + 1
+    if _writes[name] == int(nth[0] if nth else 1):
+        import signal
+
+        os.kill(os.getpid(), getattr(signal, f"SIG{signame.upper().removeprefix('SIG')}"))
+
 
 class NoSpaceError(OSError):
     """The disk is full: one line naming the folder and what the write needed."""
@@ -53,6 +73,7 @@ def atomic_write(
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
+                _fault_point(path.name)
             except OSError as err:
                 if err.errno not in (errno.ENOSPC, errno.EDQUOT):
                     raise

@@ -8,9 +8,10 @@ import signal
 import pytest
 import torch
 
+from histae.atomic import FAULT_ENV
 from histae.checkpoint import load_checkpoint
 from histae.jobdir import is_stopped, read_metrics, read_status
-from tests.helpers import TINY, histae, train_rows_past, wait_for
+from tests.helpers import TINY, histae
 
 # Two checkpoints (at 320 and 640 inputs): the kill lands between them.
 JOB = [
@@ -26,17 +27,17 @@ def test_sigkill_between_checkpoints_then_rerun_is_bitwise_identical(tmp_path) -
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert histae(*JOB, f"hydra.run.dir={straight}").wait() == 0
 
-    proc = histae(*JOB, f"hydra.run.dir={killed}")
-    # Past the first checkpoint (320 inputs) and into the next interval, then SIGKILL.
-    wait_for(lambda: train_rows_past(killed, 320), proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # SIGKILL while metrics.csv is written for the 9th time: the start, the train rows at 64
+    # .. 320, the validation at 320, the row at 384, then the row at 448 (in its temp file).
+    proc = histae(*JOB, f"hydra.run.dir={killed}", env={FAULT_ENV: "metrics.csv:KILL:9"})
+    assert proc.wait() == -signal.SIGKILL
+    assert list(killed.glob(".metrics.csv.*.tmp"))  # killed mid-write: the temp file stays
     status = read_status(killed)
     assert status["status"] == "running"
     assert is_stopped(status)  # the report can tell this job was killed, not still running
     checkpoint = load_checkpoint(killed / "checkpoint.pt")
     assert checkpoint["state"]["inputs"] == 320  # the kill came before the second checkpoint
-    assert max(r["inputs"] for r in read_metrics(killed / "metrics.csv")) > 320
+    assert max(r["inputs"] for r in read_metrics(killed / "metrics.csv")) == 384
 
     assert histae(*JOB, f"hydra.run.dir={killed}").wait() == 0
     assert read_status(killed)["status"] == "done"
