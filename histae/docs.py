@@ -1,0 +1,278 @@
+"""Regenerate the generated parts of README.md and docs/: ``python -m histae.docs [--check]``.
+
+A generated part sits between ``<!-- BEGIN generated:NAME -->`` and
+``<!-- END generated:NAME -->`` (the markers may be indented; the part takes their indent). Each
+NAME is a function of the repository's files: the configuration tables read ``conf/`` (every
+group, option and key, its default and the YAML's own comment, so a group or key added later
+appears on regeneration), the findings tables read the saved run CSVs under ``docs/``, the hero
+caption reads the pictures' sidecar ``docs/reconstructions.json``. ``--check`` writes nothing and
+exits 1 naming every file whose parts are stale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BLOCK = re.compile(
+    r"^(?P<indent>[ \t]*)<!-- BEGIN generated:(?P<name>[\w-]+) -->\n"
+    r"(?P<body>.*?)"
+    r"^(?P=indent)<!-- END generated:(?P=name) -->$",
+    flags=re.S | re.M,
+)
+
+
+# ---------------------------------------------------------------- conf/ parsing
+
+
+def _split_comment(line: str) -> tuple[str, str]:
+    """``key: value  # comment`` -> (``key: value``, ``comment``); a ``#`` inside quotes stays."""
+    quote = ""
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i].rstrip(), line[i + 1 :].strip()
+    return line.rstrip(), ""
+
+
+KEY = re.compile(r"^(?P<key>[^\s:#][^:]*?):(?:\s+(?P<value>.*))?$")
+
+
+def yaml_rows(text: str) -> tuple[str, list[tuple[str, str, str]]]:
+    """An option file's leading comment and its (dotted key, value as written, comment) rows.
+
+    Line-based on purpose: the comments are the point, and a YAML loader drops them. Nested
+    keys are dotted (``terms.histogram.weight``), list items indexed (``sources[0].path``), a
+    comment-only line below a key continues that key's comment.
+    """
+    lines = text.splitlines()
+    head: list[str] = []
+    i = 0
+    while i < len(lines) and lines[i].startswith("#"):
+        if not lines[i].startswith("# @package"):
+            head.append(lines[i].lstrip("#").strip())
+        i += 1
+    rows: list[list[str]] = []
+    stack: list[tuple[int, str]] = []  # (indent, path) of the open mappings and list items
+    counts: dict[str, int] = {}
+    for raw in lines[i:]:
+        body, comment = _split_comment(raw)
+        if not body.strip():
+            if comment and rows and raw.startswith(" "):
+                rows[-1][2] = f"{rows[-1][2]} {comment}".strip()
+            continue
+        indent = len(body) - len(body.lstrip())
+        content = body.strip()
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        parent = stack[-1][1] if stack else ""
+        item = content == "-" or content.startswith("- ")
+        if item:
+            counts[parent] = counts.get(parent, -1) + 1
+            parent = f"{parent}[{counts[parent]}]"
+            stack.append((indent, parent))
+            content = content[1:].strip()
+            indent += 2
+        match = KEY.match(content)
+        if match is None:  # a list item's plain value: `- _self_`, `- /usr/share/...`
+            rows.append([parent, content, comment])
+            continue
+        key, value = match["key"].strip(), (match["value"] or "").strip()
+        if item and parent.startswith("defaults["):  # `- loss: histogram`: one entry
+            rows.append([parent, f"{key}: {value}", comment])
+            continue
+        path = f"{parent}.{key}" if parent else key
+        if value or comment:
+            rows.append([path, value, comment])
+        if not value:
+            stack.append((indent, path))
+    return " ".join(head), [(p, v, c) for p, v, c in rows]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _code(text: str) -> str:
+    return f"`{text}`" if text else ""
+
+
+def _defaults(root: Path) -> dict[str, tuple[str, str]]:
+    """conf/config.yaml's defaults list: group -> (option, its comment)."""
+    out = {}
+    for path, value, comment in yaml_rows((root / "conf" / "config.yaml").read_text())[1]:
+        if path.startswith("defaults[") and ": " in value and not value.startswith("override"):
+            group, option = (s.strip() for s in value.split(":", 1))
+            out[group] = (option, comment)
+    return out
+
+
+def _groups(root: Path) -> list[Path]:
+    """conf/'s groups, in the defaults list's order, then the others by name."""
+    order = list(_defaults(root))
+    folders = [p for p in (root / "conf").iterdir() if p.is_dir()]
+    return sorted(folders, key=lambda p: (order.index(p.name) if p.name in order else 99, p.name))
+
+
+def config_groups(root: Path) -> str:
+    """The table of groups: options (the default marked) and what the defaults list says."""
+    defaults = _defaults(root)
+    lines = [
+        "| group | options | the default, as `conf/config.yaml` describes it |",
+        "|---|---|---|",
+    ]
+    for folder in _groups(root):
+        default, comment = defaults.get(folder.name, ("", f"`+{folder.name}=<option>`"))
+        options = ", ".join(
+            f"`{p.stem}`" + (" (default)" if p.stem == default else "")
+            for p in sorted(folder.glob("*.yaml"))
+        )
+        lines.append(f"| `{folder.name}` | {options} | {_cell(comment)} |")
+    return "\n".join(lines)
+
+
+def config_reference(root: Path) -> str:
+    """One section per group, one table per option: every key, its default, its comment."""
+    out: list[str] = []
+    for folder in _groups(root):
+        out.append(f"### `{folder.name}`")
+        for path in sorted(folder.glob("*.yaml")):
+            head, rows = yaml_rows(path.read_text())
+            out += ["", f"#### `{folder.name}={path.stem}`", ""]
+            if head:
+                out += [head, ""]
+            out += ["| key | default | comment |", "|---|---|---|"]
+            for key, value, comment in rows:
+                if value in ("_self_",) or "/schema/" in value:
+                    continue
+                out.append(f"| `{_cell(key)}` | {_cell(_code(value))} | {_cell(comment)} |")
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
+# ---------------------------------------------------------------- saved runs
+
+
+def _pm(row: dict, key: str, digits: int) -> str:
+    return f"{float(row[key]):.{digits}f} ± {float(row[key + '_std']):.{digits}f}"
+
+
+def _arm(row: dict) -> str:
+    if "colour_arm" in row:
+        return f"`{row['colour_arm']}`"
+    return f"`composite`, l1 weight {row['loss.terms.l1.weight']}"
+
+
+def findings_table(csv_path: Path) -> str:
+    """A report's results.csv (mean and std over seeds) as the findings table."""
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    lines = [
+        "| arm | mean rank of own original (joint) | retrieval top-1 (joint) | "
+        "spread of outputs / inputs | `hist_w1` | PSNR (dB) | images/s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {_arm(r)} | {_pm(r, 'retrieval_rank_joint', 1)} | "
+            f"{_pm(r, 'retrieval_top1_joint', 3)} | {_pm(r, 'spread_ratio', 2)} | "
+            f"{_pm(r, 'hist_w1', 3)} | {_pm(r, 'psnr', 1)} | {float(r['images_per_second']):.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def hero_caption(root: Path) -> str:
+    """The README picture's caption from its sidecar: command, commit, date, final metrics."""
+    side = json.loads((root / "docs" / "reconstructions.json").read_text())
+    m = side["final_val"]
+    return (
+        f"*`{side['command']}` at commit `{side['commit'][:10]}` ({side['date']}, "
+        f"{side['threads']} CPU threads): validation tiles (rows 1, 3, ...) over their "
+        f"reconstructions (rows 2, 4, ...); final validation loss {m['loss']:.2f}, "
+        f"PSNR {m['psnr']:.2f} dB, `hist_w1` {m['hist_w1']:.3f}. The pooled histogram does not "
+        "ask for the right colour in the right channel, so red stays at 0. Regenerate with "
+        "`python docs/make_figures.py --default-job <job folder>`.*"
+    )
+
+
+GENERATORS: dict[str, Callable[[Path], str]] = {
+    "config-groups": config_groups,
+    "config-reference": config_reference,
+    "findings-colour-losses": lambda root: findings_table(root / "docs" / "colour_losses.csv"),
+    "findings-composite-weights": lambda root: findings_table(
+        root / "docs" / "composite_weights.csv"
+    ),
+    "hero-caption": hero_caption,
+}
+
+
+# ---------------------------------------------------------------- files
+
+
+def doc_files(root: Path) -> list[Path]:
+    """README.md and every Markdown page under docs/."""
+    return [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+
+
+def render(text: str, root: Path, where: str = "") -> str:
+    """``text`` with every generated part rewritten; an unknown NAME raises ValueError."""
+
+    def one(match: re.Match) -> str:
+        name, indent = match["name"], match["indent"]
+        if name not in GENERATORS:
+            raise ValueError(
+                f"{where}: unknown generated part {name!r}; known: {sorted(GENERATORS)}"
+            )
+        body = GENERATORS[name](root).strip("\n")
+        body = "\n".join(f"{indent}{ln}" if ln else "" for ln in body.splitlines())
+        return f"{indent}<!-- BEGIN generated:{name} -->\n{body}\n{indent}<!-- END generated:{name} -->"
+
+    return BLOCK.sub(one, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Rewrite (or with ``--check`` only compare) every generated part; 1 when any was stale."""
+    parser = argparse.ArgumentParser(
+        prog="python -m histae.docs", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if stale")
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="the repository (default: this one)"
+    )
+    args = parser.parse_args(argv)
+    from histae.atomic import write_text
+
+    stale = []
+    for path in doc_files(args.root):
+        rel = path.relative_to(args.root)
+        old = path.read_text()
+        try:
+            new = render(old, args.root, str(rel))
+        except (OSError, ValueError, KeyError) as e:
+            print(f"histae.docs: {rel}: {e}", file=sys.stderr)
+            return 1
+        if new != old:
+            stale.append(rel)
+            if not args.check:
+                write_text(path, new)
+    for rel in stale:
+        if args.check:
+            print(f"{rel}: generated parts are stale; run python -m histae.docs", file=sys.stderr)
+        else:
+            print(f"rewrote {rel}")
+    return 1 if stale and args.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
