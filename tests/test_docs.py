@@ -1,0 +1,125 @@
+"""python -m histae.docs: the generated parts of README and docs/ are current, and go stale (and
+--check says which file) when conf/ or a saved run changes without regeneration."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from histae import docs
+from tests.helpers import ROOT
+
+
+def test_check_passes_on_the_tree(capsys: pytest.CaptureFixture) -> None:
+    assert docs.main(["--check"]) == 0, capsys.readouterr().err
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A copy of what the generator reads and writes."""
+    for name in ("conf", "docs"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    assert docs.main(["--check", "--root", str(tmp_path)]) == 0
+    return tmp_path
+
+
+def check(root: Path, capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    rc = docs.main(["--check", "--root", str(root)])
+    return rc, capsys.readouterr().err
+
+
+def test_a_changed_conf_comment_makes_check_fail_until_regenerated(
+    tree: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path = tree / "conf" / "trainer" / "default.yaml"
+    before = (tree / "docs" / "configuration.md").read_text()
+    text = path.read_text()
+    assert "# images per step" in text
+    path.write_text(text.replace("# images per step", "# images per optimiser step"))
+    rc, err = check(tree, capsys)
+    assert rc == 1 and "docs/configuration.md" in err and "README.md" not in err
+    assert (tree / "docs" / "configuration.md").read_text() == before  # --check writes nothing
+    assert docs.main(["--root", str(tree)]) == 0
+    assert "| `batch_size` | `64` | images per optimiser step |" in (
+        (tree / "docs" / "configuration.md").read_text()
+    )
+    assert check(tree, capsys)[0] == 0
+
+
+def test_a_changed_default_and_a_new_group_appear_on_regeneration(
+    tree: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (tree / "conf" / "widget").mkdir()
+    (tree / "conf" / "widget" / "knob.yaml").write_text(
+        "# A knob.\n_target_: x.Knob\nturns: 3  # how far\nparts:\n  inner:\n    size: 2  # mm\n"
+    )
+    assert check(tree, capsys)[0] == 1
+    docs.main(["--root", str(tree)])
+    page = (tree / "docs" / "configuration.md").read_text()
+    assert "| `widget` | `knob` | `+widget=<option>` |" in page
+    assert "#### `widget=knob`" in page
+    assert "| `turns` | `3` | how far |" in page and "| `parts.inner.size` | `2` | mm |" in page
+
+
+def test_a_changed_saved_csv_makes_check_fail(tree: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tree / "docs" / "colour_losses.csv"
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    rows[0]["psnr"] = "99.0"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    rc, err = check(tree, capsys)
+    assert rc == 1 and "docs/experiment.md" in err
+    docs.main(["--root", str(tree)])
+    assert "| 99.0 ± " in (tree / "docs" / "experiment.md").read_text()
+
+
+def test_findings_rows_are_the_csvs_rows() -> None:
+    with open(ROOT / "docs" / "colour_losses.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    table = docs.findings_table(ROOT / "docs" / "colour_losses.csv").splitlines()
+    assert (
+        len(table) == 2 + len(rows) == 2 + len(list((ROOT / "conf" / "colour_arm").glob("*.yaml")))
+    )
+    assert table[2].startswith(f"| `{rows[0]['colour_arm']}` | ")
+    assert f"{float(rows[0]['retrieval_rank_joint']):.1f} ± " in table[2]
+
+
+def test_an_unknown_part_is_refused_naming_the_file(
+    tree: Path, capsys: pytest.CaptureFixture
+) -> None:
+    page = tree / "docs" / "data.md"
+    page.write_text(
+        page.read_text() + "\n<!-- BEGIN generated:nope -->\n<!-- END generated:nope -->\n"
+    )
+    rc, err = check(tree, capsys)
+    assert rc == 1 and "docs/data.md" in err and "'nope'" in err
+
+
+def test_yaml_rows_keep_comments_nesting_lists_and_quotes() -> None:
+    head, rows = docs.yaml_rows(
+        "# @package _global_\n# What it is.\n# More.\ndefaults:\n  - /schema/x@_here_\n"
+        "  - override /data: rpg  # real tiles\n  - _self_\n"
+        'a: 1  # one\nb: "x # y"  # quoted hash\nc:\n  d: [1, 2]  # a list\n'
+        "  e: 2  # first line\n       # second line\n"
+        "src:\n  - path: p  # a file\n    size: 4\n  - path: q\n"
+    )
+    assert head == "What it is. More."
+    assert rows == [
+        ("defaults[0]", "/schema/x@_here_", ""),
+        ("defaults[1]", "override /data: rpg", "real tiles"),
+        ("defaults[2]", "_self_", ""),
+        ("a", "1", "one"),
+        ("b", '"x # y"', "quoted hash"),
+        ("c.d", "[1, 2]", "a list"),
+        ("c.e", "2", "first line second line"),
+        ("src[0].path", "p", "a file"),
+        ("src[0].size", "4", ""),
+        ("src[1].path", "q", ""),
+    ]
