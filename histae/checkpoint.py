@@ -5,9 +5,11 @@ depends on, so a resumed job continues bitwise as if it had never stopped (on CP
 seed): ``model`` (the weights), ``optimizer`` (AdamW's two moments: twice the weights),
 ``scheduler``, ``criterion`` (a loss's own state), ``state`` (counters and metrics rows), ``rng``
 and ``config``. A finished job keeps only what a user needs, ``model``, ``state`` and ``config``
-with ``weights_only: True`` (a third of the size), unless ``trainer.keep_state=true``. On disk it is safe to receive: only tensors and plain
-Python values (``torch.load(weights_only=True)``, no code runs), wrapped with a SHA-256 digest of
-its payload so a truncated or altered file is refused rather than half-loaded. This module also
+with ``weights_only: True`` (a third of the size), unless ``trainer.keep_state=true``.
+
+On disk it is safe to receive: only tensors and plain Python values
+(``torch.load(weights_only=True)``, no code runs), wrapped with a SHA-256 digest of its payload
+(a uint8 tensor) so a truncated or altered file is refused rather than half-loaded. This module also
 owns the resume policy: which config keys may differ between a checkpoint and the job resuming it.
 """
 

@@ -93,7 +93,9 @@ class Interrupted(Exception):
 
 
 def test_sliced_w_job_resumes_bitwise(compose_cfg, monkeypatch, tmp_path) -> None:
+    # keep_state: the finished checkpoints keep the loss's generator state, to compare.
     job = ["loss=sliced_w", "trainer.max_inputs=64", "trainer.val_every_inputs=32"]
+    job.append("trainer.keep_state=true")
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     train_module.train(compose_cfg(*job), straight)
 

@@ -166,7 +166,7 @@ def test_stale_temp_files_are_swept_when_a_job_starts(run_cli, tmp_path) -> None
 
 JOB = [
     *TINY,
-    "trainer.max_inputs=640",
+    "trainer.max_inputs=192",
     "trainer.val_every_inputs=64",
     "trainer.log_every_inputs=32",
 ]

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from histae.build import build_option
+from histae.build import build, build_option
 from histae.checkpoint import load_checkpoint
 from histae.jobdir import CHECKPOINT, METRICS, read_metrics
 from histae.objective import code_regularizer
@@ -91,7 +91,7 @@ def test_compile_trains_to_float_tolerance_and_loads_without_it(compose_cfg, tmp
     # Compiled in place: the same state-dict keys, so the job resumes with the switch off.
     saved = load_checkpoint(tmp_path / "compiled" / CHECKPOINT)
     assert saved["model"].keys() == load_checkpoint(tmp_path / "plain" / CHECKPOINT)["model"].keys()
-    build_option("model/conv_ae").load_state_dict(saved["model"], strict=True)
+    build(compose_cfg(*job).model).load_state_dict(saved["model"], strict=True)
     train(compose_cfg(*job), tmp_path / "compiled")  # compile is a runtime key: same job
     assert read_metrics(tmp_path / "compiled" / METRICS) == compiled
 
