@@ -319,7 +319,8 @@ def test_two_by_two_sweep_runs_as_four_slurm_jobs(cluster, tmp_path) -> None:
 
 # The bad value passes the sweep's up-front checks (a batch is not known to be too big before the
 # job has loaded its tiles), so it fails inside its SLURM job.
-TOO_BIG = "ValueError: trainer.batch_size=6000 is larger than the 5704 training tiles; lower it"
+# the smoke set: 320 procedural tiles, 302 of them for training (the hash split)
+TOO_BIG = "ValueError: trainer.batch_size=6000 is larger than the 302 training tiles; lower it"
 
 
 @pytest.fixture(scope="module")
