@@ -15,7 +15,6 @@ from tests.helpers import ROOT
 
 # Pages other work adds; README's docs map already links them. Their links are skipped only
 # while the page is absent: once it lands it is walked like every other page.
-PENDING_PAGES = ("docs/reports.md", "docs/trust.md", "docs/integrations.md", "docs/testing.md")
 
 README_MAX_BYTES = 12_000
 
@@ -96,24 +95,11 @@ def test_every_relative_link_and_anchor_resolves() -> None:
             file, _, anchor = target.partition("#")
             dest = (page.parent / file).resolve() if file else page
             assert dest.is_relative_to(ROOT), f"{where}: leaves the repository"
-            rel = dest.relative_to(ROOT).as_posix()
-            if rel in PENDING_PAGES and not dest.exists():
-                continue
             assert dest.exists(), f"{where}: no such file"
             if anchor:
                 assert dest.suffix == ".md" and anchor in anchors(dest), f"{where}: no such heading"
             checked += 1
     assert checked >= 20  # README's docs map alone has 10; the pages link each other and pictures
-
-
-def test_pending_pages_are_in_readmes_docs_map() -> None:
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(
-        r"<!-- BEGIN docs-map:pending -->\n(.*?)<!-- END docs-map:pending -->", readme, flags=re.S
-    )
-    assert block, "README's docs map has no pending list"
-    for page in PENDING_PAGES:
-        assert f"]({page})" in readme, page
 
 
 def test_slug_follows_code_hosts() -> None:
