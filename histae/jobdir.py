@@ -52,20 +52,51 @@ LOCK = ".lock"
 MULTIRUN = "multirun.yaml"  # Hydra's record of a sweep: marks a sweep folder, never a job's
 
 FILES: dict[str, str] = {
-    METRICS: "one row per train average (split=train) and per validation (split=val)",
-    LOSS_PLOT: "train and validation loss against inputs seen, and PSNR",
-    GRID: "the latest validation grid: originals over their reconstructions",
-    f"{GRIDS}/": "one grid per validation, named by inputs seen",
-    HISTOGRAMS: "colour histograms of the validation originals vs reconstructions",
-    SAMPLES: "the grid's images and the per-channel colour histograms, for the report",
-    CHECKPOINT: "everything a resume needs; safe to load (no code runs)",
-    SUMMARY: "config, final metrics, parameter count, wall time, images/s",
-    STATUS: "running / done / failed / diverged / stopped, with the writer's host and pid",
-    f"{HYDRA}/": "Hydra's record: config.yaml, hydra.yaml, overrides.yaml",
-    "index.html": "a single run's page (a sweep job's page is in the sweep's report/)",
-    "events.out.tfevents.*": "with logger=tensorboard: scalars, grids and hparams (histae.loggers)",
+    METRICS: (
+        "one row per train average (`split=train`) and per validation (`split=val`): inputs seen, "
+        "`loss` and its parts (`loss_reconstruction`, `loss_batch_std`, `loss_batch_mean`), "
+        "learning rate, and what the reference never logged: pixel L1, MSE and PSNR of the "
+        "reconstructions, `hist_w1`, the exact 1-D Wasserstein distance between the per-channel "
+        "colour distributions of reconstruction and original, and (validation rows) the "
+        "input-dependence scores `retrieval_top1_*`, `retrieval_rank_*`, `spread_ratio`"
+    ),
+    LOSS_PLOT: "train and validation loss against inputs seen, and PSNR, titled from the job's config",
+    GRID: (
+        "the latest validation grid: the first 32 validation tiles, rows of 8 originals over their "
+        "8 reconstructions, clamped and scaled up 4x"
+    ),
+    f"{GRIDS}/": "one such grid per validation, `inputs-000012032.png`",
+    HISTOGRAMS: "colour histograms of all validation originals vs reconstructions, per channel",
+    SAMPLES: (
+        "the grid's images and the per-channel 256-bin colour histograms, for the report (no "
+        "pickles)"
+    ),
+    CHECKPOINT: (
+        "while the job can go on: model, optimizer, scheduler, counters, data position, every "
+        "RNG state, config; once it is done: the weights, counters and config only "
+        "(`trainer.keep_state=true` keeps all); a SHA-256 of its payload; loads with "
+        "`torch.load(weights_only=True)`, so no code runs"
+    ),
+    SUMMARY: "config, final train/validation metrics, parameter count, wall time, images/s",
+    STATUS: (
+        "`running` / `done` / `failed` / `diverged` / `stopped`, with the error's first line, "
+        "inputs seen, wall time, and the writing host and pid (so a report shows a killed job as "
+        "`stopped`)"
+    ),
+    f"{HYDRA}/": (
+        "Hydra's record: `config.yaml`, `hydra.yaml`, `overrides.yaml`, written once the job has "
+        "passed its checks"
+    ),
+    "index.html": (
+        "a single run's own page (config, curves, grids, colour histograms, links to its files); a "
+        "sweep job's page is in the sweep's `report/`"
+    ),
+    "events.out.tfevents.*": (
+        "with `logger=tensorboard`: the reference's scalars, the reconstruction grid at each "
+        "validation, and the job's hparams with its final metrics"
+    ),
 }
-"""Every file and folder a job writes, with what it holds (README's results table)."""
+"""Every file and folder a job writes, with what it holds (docs/outputs.md's table, generated)."""
 
 METRIC_COLUMNS = [
     "inputs",

@@ -8,17 +8,15 @@ other fails here, naming the option and the key.
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from hydra.utils import get_method
 from omegaconf import OmegaConf
 
 from histae.build import build, option_config
 from histae.loss import CompositeLoss, HistogramLoss
-from histae.model import ConvAutoencoder, count_parameters
+from histae.model import ConvAutoencoder
 from tests.helpers.paths import CONF
 
 GROUPS = ("loss", "model", "data")
@@ -85,19 +83,6 @@ def test_composite_default_is_the_yaml() -> None:
     from_yaml, default = build(option_config("loss/composite")), CompositeLoss()
     assert from_yaml.weights == default.weights == {"histogram": 1.0, "l1": 0.1}
     assert repr(from_yaml) == repr(default)
-
-
-def test_the_python_example_runs_with_the_reference_defaults() -> None:
-    # README's "From Python" example, word for word.
-    example = (Path(__file__).parent / "helpers" / "python_example.py").read_text()
-    scope: dict = {}
-    exec(compile(example, "python_example.py", "exec"), scope)
-    model, criterion, loss = scope["model"], scope["criterion"], scope["loss"]
-    assert count_parameters(model) == 5_053_491  # the reference network's size
-    assert isinstance(criterion, HistogramLoss) and criterion.bins == 50
-    assert (criterion.sigma, criterion.loss, criterion.normalize) == (100.0, "l1", False)
-    assert loss.ndim == 0 and torch.isfinite(loss) and loss.item() > 0
-    assert all(p.grad is not None for p in model.parameters())
 
 
 def test_defaults_equal_building_the_yaml() -> None:

@@ -1,16 +1,22 @@
 """python -m histae.docs: the generated parts of README and docs/ are current, and go stale (and
---check says which file) when conf/ or a saved run changes without regeneration."""
+--check says which file) when conf/ or a saved run changes without regeneration; every picture
+has a record of what made it, and the README's pictures' job still produces what it recorded."""
 
 from __future__ import annotations
 
 import csv
+import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from histae import docs
-from tests.helpers import ROOT
+from histae.atomic import FAULT_ENV
+from histae.jobdir import read_metrics
+from tests.helpers import ROOT, histae
 
 
 def test_check_passes_on_the_tree(capsys: pytest.CaptureFixture) -> None:
@@ -123,3 +129,65 @@ def test_yaml_rows_keep_comments_nesting_lists_and_quotes() -> None:
         ("src[0].size", "4", ""),
         ("src[1].path", "q", ""),
     ]
+
+
+# ----------------------------------------------------------------------------------------------
+# Pictures: each has a record of what made it, and the hero pictures' job still runs the same
+
+
+def linked_pictures() -> set[str]:
+    """Every picture under docs/ that README or a docs page shows or links."""
+    found = set()
+    for page in docs.doc_files(ROOT):
+        for target in re.findall(r"\]\(([^)\s]+\.png)\)", page.read_text()):
+            path = (page.parent / target).resolve()
+            if path.parent == (ROOT / "docs").resolve():
+                found.add(path.name)
+    return found
+
+
+def test_every_picture_shown_has_its_command_commit_and_date() -> None:
+    figures = json.loads((ROOT / "docs" / "figures.json").read_text())
+    shown = linked_pictures()
+    on_disk = {p.name for p in (ROOT / "docs").glob("*.png")}
+    assert shown == set(figures["pictures"]) == on_disk, (shown, set(figures["pictures"]), on_disk)
+    for name, record in figures["pictures"].items():
+        record = figures["jobs"][record["job"]] if "job" in record else record
+        assert record["command"].startswith("python "), name
+        assert re.fullmatch(r"[0-9a-f]{7,40}(-dirty)?", record["commit"]), name
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", record["date"]), name
+
+
+def test_the_hero_caption_says_which_command_and_commit_made_it() -> None:
+    job = json.loads((ROOT / "docs" / "figures.json").read_text())["jobs"]["default-job"]
+    readme = (ROOT / "README.md").read_text()
+    caption = readme.split("<!-- BEGIN generated:hero-caption -->", 1)[1].split("<!-- END", 1)[0]
+    assert f"`{job['command']}` at commit `{job['commit'][:10]}`" in caption
+    assert f"PSNR {job['final_val']['psnr']:.2f} dB" in caption
+    # The picture is the recorded job's: same size as a job's grid (32 tiles, 8 per row, 4x).
+    with Image.open(ROOT / "docs" / "reconstructions.png") as img:
+        assert img.size[0] > 8 * 32 * 4 and img.size[1] > 8 * 32 * 4
+
+
+@pytest.mark.slow
+def test_the_hero_job_still_produces_its_recorded_first_steps(tmp_path: Path) -> None:
+    """The default job at the recorded thread count, stopped after its first recorded train
+    rows (the fault hook's TERM at that write of metrics.csv), logs the recorded losses."""
+    job = json.loads((ROOT / "docs" / "figures.json").read_text())["jobs"]["default-job"]
+    rows = job["train_rows"]
+    run_dir = tmp_path / "hero"
+    proc = histae(
+        f"hydra.run.dir={run_dir}",
+        f"trainer.threads={job['threads']}",
+        env={FAULT_ENV: f"metrics.csv:TERM:{len(rows)}"},
+    )
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 143, err
+    got = [r for r in read_metrics(run_dir / "metrics.csv") if r["split"] == "train"]
+    assert [r["inputs"] for r in got[: len(rows)]] == [r["inputs"] for r in rows]
+    for new, old in zip(got, rows, strict=False):
+        # metrics.csv keeps 6 significant digits; a change in the code moves the loss far more.
+        assert new["loss"] == pytest.approx(old["loss"], rel=2e-5), (
+            "docs/figures.json's default job no longer matches what the code produces: rerun "
+            "`python -m histae` and `python docs/make_figures.py default-job <its folder>`"
+        )

@@ -160,11 +160,13 @@ def test_readme_python_blocks_run() -> None:
     for block in blocks:
         namespace: dict = {}
         exec(compile(block, "README.md", "exec"), namespace)
-    # The example's objects are what it says they are.
-    assert namespace["loss"].bins == 50
-    assert sum(p.numel() for p in namespace["model"].parameters()) == 5_053_491
+    # The example's objects are what it says they are: the reference's defaults, no Hydra.
+    loss, model = namespace["loss"], namespace["model"]
+    assert (loss.bins, loss.sigma, loss.loss, loss.normalize) == (50, 100.0, "l1", False)
+    assert sum(p.numel() for p in model.parameters()) == 5_053_491
     assert tuple(namespace["hist"].shape) == (4, 50)
     assert namespace["x"].grad is None and namespace["value"].item() > 0
+    assert all(p.grad is not None for p in model.parameters())
 
 
 def test_benchmark_blocks_are_saved_benchmark_output() -> None:

@@ -234,9 +234,8 @@ def test_the_script_names_missing_packages_in_one_line(tmp_path) -> None:
     assert not (tmp_path / "slurm").exists()
 
 
-def test_readme_cluster_commands_are_the_tested_ones() -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("\n## Run on a cluster\n", 1)[1].split("\n## ", 1)[0]
+def test_cluster_page_commands_are_the_tested_ones() -> None:
+    section = (ROOT / "docs" / "cluster.md").read_text()
     commands = [
         line
         for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S)
