@@ -9,7 +9,7 @@ so a wrong type (``loss.bins=abc``) or a misspelled key fails at composition, be
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
@@ -145,6 +145,13 @@ class LoggerConf:
     name: str = MISSING
 
 
+@dataclass
+class MlflowLoggerConf:
+    _target_: str = MISSING
+    name: str = MISSING
+    tracking_uri: Optional[str] = MISSING  # noqa: UP045  (OmegaConf needs typing forms)
+
+
 SCHEMAS: dict[str, dict[str, type]] = {
     "model": {"conv_ae": ModelConf},
     "loss": {
@@ -158,7 +165,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "optimizer": {"adam": AdamConf, "sgd": SGDConf},  # adam: Adam and AdamW alike
     "scheduler": {"cosine": CosineConf, "none": ConstantLRConf},
     "trainer": {"default": TrainerConf},
-    "logger": {"default": LoggerConf},
+    "logger": {"default": LoggerConf, "mlflow": MlflowLoggerConf},
 }
 
 

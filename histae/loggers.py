@@ -1,4 +1,5 @@
-"""Extra experiment loggers beside metrics.csv (which is always written): ``logger=csv|tensorboard``.
+"""Extra experiment loggers beside metrics.csv (which is always written):
+``logger=csv|tensorboard|mlflow``.
 
 ``logger=tensorboard`` (``pip install "histae[tensorboard]"``) writes TensorBoard event files into
 the job folder with the reference's own tag names, so ``tensorboard --logdir <sweep folder>``
@@ -6,15 +7,25 @@ shows what the reference showed: one run per job, ``train_loss``, ``validation_l
 images seen, the validation reconstruction grid at each validation, and an HParams table of the
 jobs' swept values and final metrics.
 
+``logger=mlflow`` (``pip install -e ".[mlflow]"``) writes one MLflow run per job into a SQLite
+database in the sweep (or single run) folder, ``mlflow.db``, with the artifacts beside it in
+``mlartifacts/``: the job's resolved config as params, the same tags as metrics at step = images
+seen, and each validation's reconstruction grid. A sweep is one MLflow experiment, so MLflow's
+compare, group-by and parallel-coordinates views take its jobs side by side.
+
 The config group ``conf/logger`` instantiates :func:`make_logger`, which checks that the logger can
 run (before any training) and returns its class; the trainer then opens it on the job folder.
 """
 
 from __future__ import annotations
 
-import importlib
+import contextlib
+import fcntl
+import functools
+import importlib.util
 import math
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,6 +44,7 @@ NOT_SCALARS = ("inputs", "split")
 MISSING_TENSORBOARD = (
     'logger=tensorboard needs the tensorboard package: pip install "histae[tensorboard]"'
 )
+MISSING_MLFLOW = 'logger=mlflow needs the mlflow package: pip install -e ".[mlflow]"'
 
 
 class MissingPackageError(ValueError):
@@ -91,7 +103,11 @@ def job_hparams(cfg: DictConfig) -> dict[str, Any]:
 
 
 class NullLogger:
-    """``logger=csv``: nothing beyond metrics.csv, which the trainer always writes."""
+    """``logger=csv``: nothing beyond metrics.csv, which the trainer always writes.
+
+    Every logger takes the same arguments (see :class:`TensorBoardLogger`); ``config`` is the
+    job's resolved config (``histae.build.job_config``), for loggers that record it.
+    """
 
     def __init__(
         self,
@@ -99,6 +115,7 @@ class NullLogger:
         hparams: Mapping[str, Any] | None = None,
         resume_from: int = 0,
         optimizer: str = "",
+        config: Mapping[str, Any] | None = None,
     ) -> None:
         pass
 
@@ -145,6 +162,7 @@ class TensorBoardLogger(NullLogger):
         hparams: Mapping[str, Any] | None = None,
         resume_from: int = 0,
         optimizer: str = "",
+        config: Mapping[str, Any] | None = None,
     ) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
@@ -195,12 +213,204 @@ def _hparam_values(hparams: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v if isinstance(v, bool | int | float | str) else str(v) for k, v in hparams.items()}
 
 
-LOGGERS: dict[str, type[NullLogger]] = {"csv": NullLogger, "tensorboard": TensorBoardLogger}
-NEEDS: dict[str, tuple[str, str]] = {"tensorboard": ("tensorboard", MISSING_TENSORBOARD)}
+MLFLOW_DB = "mlflow.db"
+MLFLOW_ARTIFACTS = "mlartifacts"
+GRID_ARTIFACT = "reconstructions/inputs-{inputs:09d}.png"  # the job's own grid file names
+# Tags that find a job's run again when it resumes (and say where it came from).
+JOB_TAG, SWEEP_TAG = "histae.job_dir", "histae.sweep_dir"
+_MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit
 
 
-def make_logger(name: str) -> Callable[..., NullLogger]:
-    """The logger class for ``logger=<name>``, once its package is known to be importable.
+def flat_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """A nested config as MLflow params: dotted keys, values as text (lists as written).
+
+    ``{"loss": {"bins": 50, "kernel": None}, "model": {"channels": [8, 8]}}`` ->
+    ``{"loss.bins": "50", "loss.kernel": "None", "model.channels": "[8, 8]"}``.
+
+    >>> flat_params({"loss": {"bins": 50, "kernel": None}, "model": {"channels": [8, 8]}})
+    {'loss.bins': '50', 'loss.kernel': 'None', 'model.channels': '[8, 8]'}
+    """
+    params: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            params |= flat_params(value, name + ".")
+        else:
+            params[name] = str(value)
+    return params
+
+
+def sweep_folder(job_dir: Path) -> Path | None:
+    """The sweep folder of a Hydra multirun job in ``job_dir``; None for a single run or outside
+    Hydra. Taken from the job folder and ``hydra.sweep.subdir`` (a launcher may run the job in
+    another working directory, so ``hydra.sweep.dir``, often relative, is not used)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    # A job outside Hydra's (a test calling train after an app ran) is no sweep's.
+    job_dir = job_dir.resolve()
+    if (
+        hydra_cfg.mode != RunMode.MULTIRUN
+        or Path(hydra_cfg.runtime.output_dir).resolve() != job_dir
+    ):
+        return None
+    depth = len(Path(str(hydra_cfg.sweep.subdir)).parts)
+    return job_dir.parents[depth - 1] if depth else job_dir
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Hold ``<folder>/.mlflow.lock``: parallel jobs of a sweep (joblib) must not create the
+    database's tables or the sweep's experiment at the same time."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".mlflow.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class MlflowLogger(NullLogger):
+    """One MLflow run per job: the config as params, the scalars at step = images seen, the
+    reconstruction grids as artifacts; a sweep's jobs share one experiment.
+
+    Args:
+        job_dir: the job folder.
+        hparams: the job's swept values (:func:`job_hparams`), also set as tags.
+        resume_from: images seen at the checkpoint this run resumes from (0: a fresh start).
+            A resumed job reopens its own run (found by its folder's tag) and skips each
+            (metric, step) the run already holds: a resume recomputes the same rows bitwise,
+            so this is TensorBoard's purge-and-relog without deleting anything, and every step
+            shows once. A fresh start (``resume_from=0``) replaces an earlier run of the folder.
+        optimizer: the optimizer's class name, for the reference's learning-rate tag.
+        config: the job's resolved config, logged as params (``loss.bins``, ...).
+        tracking_uri: where runs go; None: ``sqlite:///<sweep or run folder>/mlflow.db`` with the
+            artifacts in ``mlartifacts/`` beside it.
+    """
+
+    def __init__(
+        self,
+        job_dir: str | Path,
+        hparams: Mapping[str, Any] | None = None,
+        resume_from: int = 0,
+        optimizer: str = "",
+        config: Mapping[str, Any] | None = None,
+        tracking_uri: str | None = None,
+    ) -> None:
+        from mlflow.tracking import MlflowClient
+
+        job_dir = Path(job_dir).resolve()
+        sweep = sweep_folder(job_dir)
+        home = sweep or job_dir  # the folder the database lives in, and the experiment's name
+        self.optimizer = optimizer
+        # Only a sweep's jobs share a database, and may run at once (joblib).
+        with _folder_lock(home) if sweep else contextlib.nullcontext():
+            self.client = MlflowClient(tracking_uri or f"sqlite:///{home / MLFLOW_DB}")
+            experiment = self._experiment(str(home), (home / MLFLOW_ARTIFACTS).as_uri())
+            self.run_id = self._run(experiment, job_dir, sweep, resume_from)
+        # (key, step) pairs the run holds already: a resumed run does not log them again.
+        self.logged: set[tuple[str, int]] = set()
+        if resume_from:
+            run = self.client.get_run(self.run_id)
+            for key in run.data.metrics:
+                history = self.client.get_metric_history(self.run_id, key)
+                self.logged |= {(key, m.step) for m in history}
+        params = flat_params(config or {})
+        have = self.client.get_run(self.run_id).data.params
+        self._log_params({k: v for k, v in params.items() if k not in have})
+        for key, value in (hparams or {}).items():
+            self.client.set_tag(self.run_id, f"histae.{key}", str(value))
+
+    def _experiment(self, name: str, artifacts: str) -> str:
+        """The id of the experiment ``name``, created with its artifacts at ``artifacts``."""
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            if found.lifecycle_stage == "deleted":  # deleted in MLflow's UI: its name is taken
+                self.client.restore_experiment(found.experiment_id)
+            return found.experiment_id
+        return self.client.create_experiment(name, artifact_location=artifacts)
+
+    def _run(self, experiment: str, job_dir: Path, sweep: Path | None, resume_from: int) -> str:
+        """The job's run: its earlier one when resuming, else a new one (an earlier run of this
+        folder is deleted: a fresh start replaces the job, as it replaces its metrics.csv)."""
+        from mlflow.entities import RunStatus
+
+        # Filtered here, not in a search string: a folder's name may hold quotes.
+        runs = self.client.search_runs([experiment], max_results=50_000)
+        found = [r for r in runs if r.data.tags.get(JOB_TAG) == str(job_dir)]
+        if resume_from and found:
+            run_id = found[0].info.run_id
+            self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+            return run_id
+        for old in found:
+            self.client.delete_run(old.info.run_id)
+        tags = {JOB_TAG: str(job_dir)} | ({SWEEP_TAG: str(sweep)} if sweep else {})
+        run = self.client.create_run(experiment, tags=tags, run_name=job_dir.name)
+        return run.info.run_id
+
+    def _log_params(self, params: Mapping[str, str]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, v) for k, v in params.items()]
+        for start in range(0, len(items), _MAX_PARAMS_PER_BATCH):
+            self.client.log_batch(self.run_id, params=items[start : start + _MAX_PARAMS_PER_BATCH])
+
+    def log_row(self, row: Mapping[str, Any]) -> None:
+        """One metrics.csv row as metrics at step = inputs seen, in one batch."""
+        from mlflow.entities import Metric
+
+        step, now = int(row["inputs"]), int(time.time() * 1000)
+        metrics = [
+            Metric(key, value, now, step)
+            for key, value in row_tags(row, self.optimizer).items()
+            if (key, step) not in self.logged
+        ]
+        if metrics:
+            self.client.log_batch(self.run_id, metrics=metrics)
+
+    def log_image(self, inputs: int, grid: np.ndarray) -> None:
+        """The (H, W, 3) uint8 reconstruction grid at ``inputs`` as an artifact,
+        ``reconstructions/inputs-000000096.png`` (the job folder's own name: a resume
+        overwrites the same file)."""
+        self.client.log_image(self.run_id, grid, artifact_file=GRID_ARTIFACT.format(inputs=inputs))
+
+    def close(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.run_id, status=status)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # A stopped job (SIGTERM, Ctrl-C: not an Exception) will resume; anything else failed.
+        if exc_type is None:
+            self.close()
+        else:
+            self.close("FAILED" if issubclass(exc_type, Exception) else "KILLED")
+
+
+LOGGERS: dict[str, type[NullLogger]] = {
+    "csv": NullLogger,
+    "tensorboard": TensorBoardLogger,
+    "mlflow": MlflowLogger,
+}
+# The modules each logger needs, and the line that says how to install them. Found, not
+# imported: mlflow takes seconds to import, which the job pays once, when it opens the logger.
+NEEDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "tensorboard": (("tensorboard",), MISSING_TENSORBOARD),
+    # mlflow-skinny has no SQL store: the default tracking URI needs sqlalchemy too.
+    "mlflow": (("mlflow", "sqlalchemy"), MISSING_MLFLOW),
+}
+
+
+def make_logger(name: str, **options: Any) -> Callable[..., NullLogger]:
+    """The logger class for ``logger=<name>`` (with its ``options``, e.g. mlflow's
+    ``tracking_uri``), once its packages are known to be installed.
 
     Raises:
         ValueError: ``name`` is not a logger.
@@ -208,10 +418,14 @@ def make_logger(name: str) -> Callable[..., NullLogger]:
     """
     if name not in LOGGERS:
         raise ValueError(f"logger must be one of {', '.join(LOGGERS)}, got {name!r}")
-    if name in NEEDS:
-        module, message = NEEDS[name]
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            raise MissingPackageError(message) from None
-    return LOGGERS[name]
+    modules, message = NEEDS.get(name, ((), ""))
+    if any(_missing(module) for module in modules):
+        raise MissingPackageError(message)
+    return functools.partial(LOGGERS[name], **options) if options else LOGGERS[name]
+
+
+def _missing(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is None
+    except (ImportError, ValueError):  # a broken install, or a module set to None in sys.modules
+        return True

@@ -373,6 +373,7 @@ def run_job(
                 hparams=job_hparams(cfg),
                 resume_from=state.inputs,
                 optimizer=type(setup.optimizer).__name__,
+                config=config,
             ) as logger,
         ):
             while state.inputs < t.max_inputs:
