@@ -31,6 +31,7 @@ from histae.checkpoint import (
     set_rng_state,
 )
 from histae.checks import check_config, check_folder
+from histae.debug import apply_debug, overfit_tiles, step_profiler
 from histae.jobdir import CHECKPOINT, JobDir, JobStopped
 from histae.loggers import final_rows, job_hparams
 from histae.metrics import image_metrics, input_dependence
@@ -225,7 +226,9 @@ def train(
 
     ``record_failure``: a job that fails while being set up (its data, its model) still writes
     its folder's status (sweeps); otherwise it leaves the folder as it was (single runs).
+    A ``debug`` option (``debug=fdr``) sets the trainer's budget first (histae.debug).
     """
+    apply_debug(cfg)
     check_config(cfg)
     with torch_threads(cfg.trainer.threads), deterministic_mode(cfg.trainer.deterministic):
         return run_job(cfg, job_dir, on_start, record_failure)
@@ -346,6 +349,7 @@ def run_job(
                     "state to train on; use trainer.resume=false to start over"
                 )
     train_tiles, val_tiles = torch.from_numpy(setup.tiles.train), torch.from_numpy(setup.tiles.val)
+    train_tiles = overfit_tiles(train_tiles, cfg)  # debug=overfit: the first batch only
 
     with job.recording(), stop_signals() as stop:
         # --- resume, or start
@@ -375,12 +379,14 @@ def run_job(
                 optimizer=type(setup.optimizer).__name__,
                 config=config,
             ) as logger,
+            step_profiler(cfg, job.path, setup.device) as profiler,
         ):
             while state.inputs < t.max_inputs:
                 # --- batch, step
                 x, index = next_batch(state, train_tiles, cfg, setup.device)
                 lr = setup.optimizer.param_groups[0]["lr"]
                 accumulate(state, train_step(setup, x, index), len(x))
+                profiler.step()  # debug=profile: the trace's step boundaries
                 state.inputs, state.step = state.inputs + len(x), state.step + 1
                 state.wall_time = job.wall_time = wall_before + time.perf_counter() - start
                 job.inputs, end = state.inputs, state.inputs >= t.max_inputs
