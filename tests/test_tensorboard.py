@@ -133,7 +133,9 @@ def test_the_default_logger_adds_nothing(smoke_cfg, tmp_path: Path) -> None:
         logger.log_image(16, np.zeros((8, 8, 3), np.uint8))
         logger.log_final({"train": {"inputs": 16, "split": "train", "loss": 1.0}, "val": None})
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(ValueError, match=r"logger must be one of csv, tensorboard, mlflow, got 'nope'"):
+    with pytest.raises(
+        ValueError, match=r"logger must be one of csv, tensorboard, mlflow, got 'nope'"
+    ):
         make_logger("nope")
 
 
