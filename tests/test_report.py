@@ -7,6 +7,7 @@ Hydra composes, so the report meets what a real job leaves; the slow tests run r
 from __future__ import annotations
 
 import csv
+import html
 import json
 import math
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.stats
 import yaml
 
 from histae.jobdir import JobDir, read_metrics
@@ -130,17 +132,25 @@ def replicated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sweep_dir
 
 
-def test_table_is_sorted_by_the_lead_metric_best_marked_swept_columns_first(sweep: Path) -> None:
+def test_one_seed_is_sorted_but_stars_nothing_and_says_how_to_judge(sweep: Path) -> None:
     rows = read_csv(report_files(sweep) / "results.csv")
     assert list(rows[0])[:2] == ["loss.bins", "loss.sigma"]
     w1 = [float(r["hist_w1"]) for r in rows]
     assert w1 == sorted(w1) and len(rows) == 4
     assert (rows[0]["loss.bins"], rows[0]["loss.sigma"]) == ("50", "50")
-    assert [r["best"] for r in rows] == ["True", "False", "False", "False"]
+    # One seed: no uncertainty, so no best and no fake zero std (empty, not 0).
+    assert [r["best"] for r in rows] == ["False"] * 4
+    assert {r["hist_w1_std"] for r in rows} == {""} and {r["hist_w1_ci95_low"] for r in rows} == {
+        ""
+    }
+    assert {r["indistinguishable_from_best"] for r in rows} == {""}
     # The raw loss points the other way (3072/bins scale) and is kept, labelled.
     assert float(rows[0]["raw_loss"]) > float(rows[-1]["raw_loss"])
     md = (report_files(sweep) / "results.md").read_text()
-    assert "raw loss (not comparable across bins)" in md and "| ★ | 50 | 50 |" in md
+    assert "raw loss (not comparable across bins)" in md and "| ★ |" not in md
+    assert "trainer.seed=1,2,3" in md and "|  | 50 | 50 |" in md
+    page = (report_files(sweep) / "index.html").read_text()
+    assert "with one seed the report cannot tell" in page and ">★ " not in page  # no row starred
 
 
 def test_the_lead_metric_is_choosable(tmp_path: Path) -> None:
@@ -199,8 +209,46 @@ def test_replicates_are_mean_and_std_over_seeds(replicated: Path) -> None:
         w1 = [f["hist_w1"] for f in finals]
         assert float(row["hist_w1"]) == pytest.approx(np.mean(w1), rel=1e-5)
         assert float(row["hist_w1_std"]) == pytest.approx(np.std(w1, ddof=1), rel=1e-5)
+        low, high = scipy.stats.t.interval(0.95, 2, loc=np.mean(w1), scale=scipy.stats.sem(w1))
+        assert float(row["hist_w1_ci95_low"]) == pytest.approx(low, rel=1e-5)
+        assert float(row["hist_w1_ci95_high"]) == pytest.approx(high, rel=1e-5)
     page = (report_files(replicated) / "index.html").read_text()
-    assert "4 settings × 3 seeds" in page and "± 0.1" in page
+    # std 0.1 over 3 seeds: the 95% half width is t(0.975, 2) * 0.1 / sqrt(3) = 0.248.
+    assert "4 settings × 3 seeds" in page and "0.2 ± 0.25" in page
+
+
+def test_replicates_judge_the_best_by_welch_and_mark_the_indistinguishable(
+    replicated: Path,
+) -> None:
+    rows = read_csv(report_files(replicated) / "results.csv")
+    by = {(r["loss.bins"], r["loss.sigma"]): r for r in rows}
+    # Means 0.20 / 0.25 / 0.40 / 0.45, std 0.1 each over 3 seeds.
+    for key, row in by.items():
+        if key == ("50", "50"):
+            continue
+        a = [0.1, 0.2, 0.3]
+        b = [v + float(row["hist_w1"]) - 0.2 for v in a]
+        p = scipy.stats.ttest_ind(a, b, equal_var=False).pvalue
+        assert float(row["p_vs_best"]) == pytest.approx(p, rel=1e-6)
+        assert row["indistinguishable_from_best"] == str(p > 0.05)
+    assert by[("50", "50")]["best"] == "True"
+    assert [by[k]["indistinguishable_from_best"] for k in (("50", "100"), ("200", "50"))] == [
+        "True",
+        "True",
+    ]
+    assert by[("200", "100")]["indistinguishable_from_best"] == "False"
+    data = json.loads((report_files(replicated) / "results.json").read_text())
+    assert data["verdict"]["best"] == "bins=50, sigma=50"
+    assert data["verdict"]["sentence"].startswith(
+        "bins=50, sigma=50 is best on colour W1 (hist_w1) (0.2); 2 other settings are "
+        "indistinguishable from it (3 seeds, Welch's t-test, p > 0.05)"
+    )
+    record = next(s for s in data["settings"] if s["setting"] == "bins=200, sigma=100")
+    assert record["indistinguishable_from_best"] is False and record["best"] is False
+    w1 = record["metrics"]["hist_w1"]
+    assert w1["n"] == 3 and w1["ci95"][0] < w1["mean"] < w1["ci95"][1] and w1["std"] > 0
+    page = (report_files(replicated) / "index.html").read_text()
+    assert data["verdict"]["sentence"] in html.unescape(page)
 
 
 def test_replicate_curves_are_the_mean_and_band_of_the_seeds(
@@ -382,9 +430,10 @@ def test_outputs_index_has_thumbnails_and_status_and_no_losses(tmp_path: Path, s
     assert "val loss" not in page
 
 
-def test_readme_lists_exactly_the_report_files() -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    section = readme.split("## Sweeps, reports")[1].split("\n## ")[0]
+def test_sweeps_page_lists_exactly_the_report_files() -> None:
+    # The table is generated from layout.REPORT_FILES (python -m histae.docs --check in test_docs).
+    page = (Path(__file__).parents[1] / "docs" / "sweeps.md").read_text()
+    section = page.split("<!-- BEGIN generated:report-files -->", 1)[1].split("<!-- END", 1)[0]
     listed = re.findall(r"^\| `([^`]+)` \|", section, flags=re.M)
     assert listed == list(layout.REPORT_FILES)
 

@@ -16,7 +16,7 @@ from histae.labels import describe_config, short_keys
 from histae.plots import save_png
 from histae.report import layout
 from histae.report.comparisons import plot_heatmaps, plot_marginals, plot_parallel
-from histae.report.curves import loss_key, plot_curves, plot_raw_loss
+from histae.report.curves import loss_key, plot_curves, plot_raw_loss, validations
 from histae.report.html import job_page
 from histae.report.index import refresh_outputs_index
 from histae.report.measures import DEFAULT_LEAD, METRICS, Metric
@@ -32,7 +32,8 @@ from histae.report.reading import (
 )
 from histae.report.settings import group_settings, lead_metrics, sort_settings
 from histae.report.sweep_page import sweep_page
-from histae.report.tables import results_csv, results_json, results_markdown, table
+from histae.report.tables import results_csv, results_json, results_markdown, runs_rows, table
+from histae.report.verdict import judge, ranked
 
 
 def lead_metric(key: str) -> Metric:
@@ -86,7 +87,11 @@ def write_report(sweep_dir: str | os.PathLike, lead: str | None = None) -> Path:
     lead_m = lead_metric(lead or read_sweep_lead(sweep_dir) or DEFAULT_LEAD)
     _check_sweep_dir(sweep_dir)
     jobs = read_jobs(sweep_dir)
-    settings = sort_settings(group_settings(jobs), lead_m)
+    # Ranked settings first (best mean first), then the ones the rule never ranks.
+    settings = sorted(
+        sort_settings(group_settings(jobs), lead_m), key=lambda s: not ranked(s, lead_m)
+    )
+    verdict = judge(settings, lead_m)
     metrics = lead_metrics(settings) or [lead_m]
     if lead_m not in metrics:
         metrics.insert(0, lead_m)
@@ -96,7 +101,13 @@ def write_report(sweep_dir: str | os.PathLike, lead: str | None = None) -> Path:
     command = "python -m histae -m " + " ".join(overrides) if overrides else ""
     title = common_title(jobs)
     colors = {job.name: s.color for s in settings for job in s.jobs}
-    rows = table(settings, keys, metrics, lead_m)
+    rows = table(settings, keys, metrics, verdict)
+    verdicts = {m.key: verdict if m is lead_m else judge(settings, m) for m in metrics}
+    leaders = {
+        key: (v.leader.label, v.leader.stat(key).mean)  # type: ignore[union-attr]
+        for key, v in verdicts.items()
+        if v.leader is not None
+    }
 
     staged = layout.new_report_dir(sweep_dir)
     try:
@@ -108,7 +119,13 @@ def write_report(sweep_dir: str | os.PathLike, lead: str | None = None) -> Path:
             figures += [layout.CURVES, layout.RAW_LOSS, layout.MOSAIC]
         if len(keys) == 2 and len(settings) > 1:
             plot_heatmaps(
-                settings, (keys[0], keys[1]), metrics, short, staged / layout.HEATMAPS, title
+                settings,
+                (keys[0], keys[1]),
+                metrics,
+                short,
+                staged / layout.HEATMAPS,
+                title,
+                verdicts=verdicts,
             )
             figures.append(layout.HEATMAPS)
         elif keys and len(settings) > 1:
@@ -118,23 +135,33 @@ def write_report(sweep_dir: str | os.PathLike, lead: str | None = None) -> Path:
                 plot_parallel(settings, keys, lead_m, short, staged / layout.PARALLEL)
                 figures.append(layout.PARALLEL)
         write_text(staged / layout.RESULTS_CSV, results_csv(rows))
+        runs = runs_rows(jobs, list(jobs[0].swept) if jobs else [])
+        write_text(staged / layout.RUNS_CSV, results_csv(runs))
+        write_parquet(runs, staged / layout.RUNS_PARQUET)
         write_text(
             staged / layout.RESULTS_MD,
             results_markdown(
-                rows, keys, metrics, short, lead_m, f"Sweep {sweep_dir.name}", command
+                rows, keys, metrics, short, lead_m, verdict, f"Sweep {sweep_dir.name}", command
             ),
         )
-        write_text(staged / layout.RESULTS_JSON, results_json(jobs, lead_m, str(sweep_dir)))
+        write_text(
+            staged / layout.RESULTS_JSON,
+            results_json(jobs, lead_m, str(sweep_dir), settings, rows, metrics, verdict),
+        )
         up = "../../../index.html" if sweep_dir.parent.name == layout.SWEEPS else None
         for job in jobs:
             links = {"the sweep": "../index.html"} | ({"all outputs": "../" + up} if up else {})
             page_dir = sweep_dir / layout.REPORT / layout.JOBS
-            write_text(staged / layout.JOBS / f"{job.slug}.html", job_page(job, page_dir, links))
+            write_text(
+                staged / layout.JOBS / f"{job.slug}.html", job_page(job, page_dir, links, leaders)
+            )
         info = {
             "command": command,
             "expected": expected_jobs(overrides),
             "up": up,
             "normalised": loss_key(jobs) == "hist_tv",
+            "verdict": verdict,
+            "validations": validations(jobs),
         }
         page = sweep_page(
             sweep_dir, jobs, settings, rows, keys, metrics, short, lead_m, figures, info
@@ -146,6 +173,22 @@ def write_report(sweep_dir: str | os.PathLike, lead: str | None = None) -> Path:
     index = layout.publish(sweep_dir, staged)
     refresh_outputs_index(sweep_dir)
     return index
+
+
+def write_parquet(rows: Sequence[dict], path: Path) -> Path | None:
+    """``rows`` as Parquet when pyarrow is installed (None, nothing written, when it is not)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return None
+    if not rows:
+        return None
+    columns = {k: [row.get(k) for row in rows] for k in rows[0]}
+    # Swept values are text in the overrides; keep them text so a column never mixes types.
+    table = pa.table({k: pa.array(v, from_pandas=True) for k, v in columns.items()})
+    pq.write_table(table, path)
+    return path
 
 
 def write_job_page(job_dir: str | os.PathLike) -> Path:

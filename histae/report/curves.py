@@ -64,7 +64,17 @@ def _draw(ax: Axes, settings: Sequence[Setting], key: str) -> dict[str, dict[str
         ax.set_yscale("log")
     if not drawn:
         ax.text(0.5, 0.5, "no values yet", ha="center", transform=ax.transAxes)
+    elif max(len(x) for s in drawn.values() for x, *_ in s.values()) < 2:
+        ax.text(0.5, 0.5, FEW_POINTS, ha="center", va="center", transform=ax.transAxes, wrap=True)
     return drawn
+
+
+FEW_POINTS = "one value per job: too few for a curve\n(lower trainer.val_every_inputs)"
+
+
+def validations(jobs: Sequence[Job]) -> int:
+    """The most validation rows any of ``jobs`` has (a curve needs two)."""
+    return max((sum(r.get("split") == "val" for r in job.rows) for job in jobs), default=0)
 
 
 def _legend(fig: Figure, settings: Sequence[Setting]) -> None:

@@ -32,7 +32,9 @@ pre { padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
 table { border-collapse: collapse; font-size: 0.92em; margin: 0.5em 0; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; vertical-align: top; }
 th { background: #f0f0f0; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.best { background: #fff6cc; font-weight: 600; }
+tr.best { background: #fff6cc; font-weight: 600; } tr.tie { background: #fffbe8; }
+.warning { background: #fdecea; border-left: 4px solid #c62828; padding: 0.5em 0.8em; }
+.verdict { font-size: 1.1em; }
 .swatch { display: inline-block; width: 0.9em; height: 0.9em; border-radius: 2px;
           vertical-align: middle; margin-right: 0.3em; }
 .done { color: #1a7f37; } .failed, .diverged, .unreadable, .collapsed { color: #c62828; }
@@ -121,12 +123,42 @@ def table_html(
     return "\n".join(out)
 
 
-def job_page(job: Job, page_dir: Path, links: Mapping[str, str] | None = None) -> str:
-    """A job's page: what it is (config), status, links to its files, curves, grids, histograms.
+def final_metrics_html(job: Job, best: Mapping[str, tuple[str, float]] | None = None) -> str:
+    """The job's final validation metrics as a table; with ``best`` (metric key -> the sweep's
+    best setting's label and mean), a column for contrast. "" when the job has no values."""
+    from histae.report.measures import METRICS, RAW_LOSS
+    from histae.report.settings import final_value
+    from histae.report.tables import number
+
+    rows = []
+    for metric in [*METRICS.values(), RAW_LOSS]:
+        value = final_value(job, metric.key)
+        if value is None:
+            continue
+        line = [metric.label, number(value)]
+        if best is not None:
+            other = best.get(metric.key)
+            line.append(f"{number(other[1])} ({other[0]})" if other else "")
+        rows.append(line)
+    if not rows:
+        return ""
+    heads = ["metric", "this job"] + (["the sweep's best setting (mean)"] if best else [])
+    return "<h2>Final metrics</h2>" + table_html(heads, rows, "final", numeric_from=1)
+
+
+def job_page(
+    job: Job,
+    page_dir: Path,
+    links: Mapping[str, str] | None = None,
+    best: Mapping[str, tuple[str, float]] | None = None,
+) -> str:
+    """A job's page: what it is (config), status, its final metrics, links to its files,
+    curves, grids, histograms.
 
     Args:
         page_dir: the folder the page is written to (links are relative to it).
         links: extra navigation, text -> URL (the sweep page, all outputs).
+        best: for a sweep's job, metric key -> (label, mean) of the sweep's best setting.
     """
 
     def to(name: str) -> str:
@@ -162,6 +194,7 @@ def job_page(job: Job, page_dir: Path, links: Mapping[str, str] | None = None) -
         file_links.append("grids at " + ", ".join(steps) + " inputs")
     if file_links:
         body.append("<p>files: " + " · ".join(file_links) + "</p>")
+    body.append(final_metrics_html(job, best))
     plots = [
         img(to(name), f"{alt} of {title}")
         for name, alt in ((LOSS_PLOT, "loss curves"), (HISTOGRAMS, "colour histograms"))

@@ -7,12 +7,14 @@ differ in data and loss, and such numbers do not compare.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from histae.atomic import write_text
+from histae.config import CONFIG_DIR
 from histae.jobdir import GRID, HYDRA, is_job_dir
 from histae.labels import describe_config
 from histae.report import layout
@@ -51,12 +53,29 @@ def _started(folder: Path, marker: Path) -> float:
     return 0.0
 
 
+@functools.cache
+def data_options() -> dict[str, str]:
+    """``_target_`` -> ``data=<option>`` for every option of conf/data/ (what the user typed)."""
+    out = {}
+    for path in sorted(Path(CONFIG_DIR, "data").glob("*.yaml")):
+        for line in path.read_text().splitlines():
+            if line.startswith("_target_:"):
+                out.setdefault(line.split(":", 1)[1].strip(), f"data={path.stem}")
+    return out
+
+
+def data_name(config: dict) -> str:
+    """The data option a job ran on, as typed (``data=rpg_tiles``); else its function's name."""
+    target = str(section(config, "data").get("_target_", ""))
+    return data_options().get(target, target.rsplit(".", 1)[-1])
+
+
 def _what(configs: list[dict]) -> str:
     described = [describe_config(c).split(", ") for c in configs if c]
     if not described:
         return ""
     common = [p for p in described[0] if all(p in d for d in described[1:])]
-    data = {str(section(c, "data").get("_target_", "")).rsplit(".", 1)[-1] for c in configs}
+    data = {data_name(c) for c in configs if c}
     return ", ".join([*sorted(d for d in data if d), *common])
 
 

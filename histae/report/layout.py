@@ -3,7 +3,9 @@
 A sweep's report lives in ``<sweep>/report/``, a symbolic link to a folder that is written whole
 before the link is switched to it (one atomic rename), so a reader, or a report written while
 the sweep runs, sees either the whole old report or the whole new one, never a mix. The
-sweep folder's ``index.html`` is a fixed page that forwards to ``report/index.html``.
+sweep folder's ``index.html`` is the report's page itself with ``<base href="report/">``, so
+it opens without a redirect (headless browsers and screenshot tools wait forever on one), and
+is replaced in one rename too.
 """
 
 from __future__ import annotations
@@ -25,35 +27,54 @@ MARGINALS = "marginals.png"
 PARALLEL = "parallel.png"
 MOSAIC = "reconstructions.png"
 RESULTS_CSV, RESULTS_MD, RESULTS_JSON = "results.csv", "results.md", "results.json"
+RUNS_CSV, RUNS_PARQUET = "runs.csv", "runs.parquet"
 JOBS = "jobs"  # one page per job: jobs/<job>.html
 
 REPORT_FILES: dict[str, str] = {
-    INDEX: "the sweep page: all of the below, and a link to each job's page",
+    INDEX: "the sweep page: the verdict in one sentence (and a collapse warning first when "
+    "most jobs collapsed), the rule, all of the below, and a link to each job's page "
+    "(pictures are linked files, not embedded: keep the folder together); the sweep folder's "
+    "own `index.html` is the same page",
     CURVES: "normalised histogram loss (train line, validation markers) and the lead metric "
     "against inputs seen, mean and min-max band over seeds",
     RAW_LOSS: "every job's raw loss, labelled as not comparable across bins",
-    HEATMAPS: "sweeps over two keys: one heatmap per lead metric, the values in the cells, and "
-    "the raw loss in grey, unranked",
-    MARGINALS: "sweeps over one or more than two keys: the lead metric against each key's values",
+    HEATMAPS: "sweeps over two keys: one heatmap per lead metric, the mean and 95% interval "
+    "printed in the cells, the best boxed solid and the settings indistinguishable from it "
+    "dashed, a colour scale no narrower than the seeds' noise, and the raw loss in grey, "
+    "unranked",
+    MARGINALS: "sweeps over one or more than two keys: the lead metric (mean and 95% interval) "
+    "against each key's values, the others pooled",
     PARALLEL: "sweeps over more than two keys: a parallel-coordinates plot of the settings",
-    MOSAIC: "every job's last reconstruction grid, on the sweep's grid for two keys",
-    RESULTS_CSV: "one row per setting, sorted by the lead metric (mean and std over seeds)",
+    MOSAIC: "every setting's last grid (originals over reconstructions), on the heatmaps' grid "
+    "for two keys",
+    RESULTS_CSV: "one row per setting, ranked settings first by the lead metric: swept values, "
+    "seeds, status, whether ranked, `best` (starred), `indistinguishable_from_best`, `p_vs_best` "
+    "(Welch), each metric's mean, std and 95% interval (empty with one seed), raw loss, inputs, "
+    "images/s",
     RESULTS_MD: "the same table in Markdown",
-    RESULTS_JSON: "one record per job: overrides, folder, status, final metrics",
-    f"{JOBS}/": "one page per job: config, curves, grids, colour histograms, links to its files",
+    RESULTS_JSON: "the verdict and its rule; one record per setting (per metric `mean`, `std`, "
+    "`ci95`, and `indistinguishable_from_best`) and one per job (overrides, folder, status, "
+    "collapsed, final train and validation metrics)",
+    RUNS_CSV: "long format, one row per job (setting x seed): the swept keys, the seed, status, "
+    "and every final metric as a column (validation as named, train as `train_<metric>`), "
+    "ready for pandas, polars or R",
+    RUNS_PARQUET: "the same rows as Parquet, when pyarrow is installed",
+    f"{JOBS}/": "one page per job: its final metrics beside the sweep's best, config, loss "
+    "curves, grids, colour histograms, links to its files",
 }
-"""Every file of ``<sweep>/report/``, with what it holds (README's list is checked against it)."""
+"""Every file of ``<sweep>/report/``, with what it holds (docs/sweeps.md's table, generated)."""
 
 JOB_PAGE = "index.html"
 """A single run's page, written into its own folder by the job (``write_job_page``)."""
 
 RUNS, SWEEPS = "runs", "sweeps"  # the default config's folders under outputs/
 
-_FORWARD = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>histae sweep report</title>
-<meta http-equiv="refresh" content="0; url=report/index.html"></head>
-<body><p><a href="report/index.html">The sweep report</a></p></body></html>
-"""
+BASE = '<base href="report/">'
+
+
+def sweep_index(report_page: str) -> str:
+    """The sweep folder's index.html: the report's page, its links resolved from report/."""
+    return report_page.replace("<head>\n", f"<head>\n{BASE}\n", 1)
 
 
 def new_report_dir(sweep_dir: Path) -> Path:
@@ -82,9 +103,7 @@ def publish(sweep_dir: Path, staged: Path) -> Path:
             continue
         if old == previous or old.stat().st_mtime < stale:
             shutil.rmtree(old, ignore_errors=True)
-    forward = sweep_dir / INDEX
-    if not forward.is_file() or forward.read_text(errors="replace") != _FORWARD:
-        write_text(forward, _FORWARD)
+    write_text(sweep_dir / INDEX, sweep_index((staged / INDEX).read_text()))
     return link / INDEX
 
 

@@ -20,10 +20,14 @@ from histae.report.reading import Job
 
 @dataclass(frozen=True)
 class Stat:
-    """A metric over a setting's seeds: mean, sample std (0 for one seed), min, max, count."""
+    """A metric over a setting's seeds: mean, sample std, min, max, count, 95% interval.
+
+    One seed has no uncertainty: ``std`` and ``ci95`` are None, never a zero that reads as
+    "certain" (:mod:`histae.report.verdict` states the rule).
+    """
 
     mean: float
-    std: float
+    std: float | None
     min: float
     max: float
     n: int
@@ -34,8 +38,23 @@ class Stat:
         if not values:
             return None
         a = np.asarray(values, dtype=np.float64)
-        std = float(a.std(ddof=1)) if len(a) > 1 else 0.0
+        std = float(a.std(ddof=1)) if len(a) > 1 else None
         return cls(float(a.mean()), std, float(a.min()), float(a.max()), len(a))
+
+    @property
+    def ci95(self) -> tuple[float, float] | None:
+        """The mean's 95% confidence interval, Student's t with ``n - 1`` degrees of freedom."""
+        if self.std is None or not math.isfinite(self.std):
+            return None
+        half = student_t95(self.n) * self.std / math.sqrt(self.n)
+        return (self.mean - half, self.mean + half)
+
+
+def student_t95(n: int) -> float:
+    """The two-sided 95% quantile of Student's t with ``n - 1`` degrees of freedom."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, n - 1))
 
 
 @dataclass

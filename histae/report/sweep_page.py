@@ -12,13 +12,15 @@ from histae.report.html import esc, href, img, page, state_counts, table_html
 from histae.report.measures import METRICS, Metric
 from histae.report.reading import Job
 from histae.report.settings import Setting
-from histae.report.tables import RAW_LOSS_HEADING, display_rows
+from histae.report.tables import RAW_LOSS_HEADING, display_rows, mark, replicated_note
+from histae.report.verdict import RULE
 
 
 def _metrics_note(lead: Metric, loss_normalised: bool) -> str:
     parts = [
-        f"Sorted by <b>{esc(lead.label)}</b>, best first; the best row is highlighted "
-        "(<code>python -m histae.report DIR --lead KEY</code> chooses another: "
+        f"Sorted by <b>{esc(lead.label)}</b>, ranked settings first, best mean first; ★ marks "
+        "the best by the rule above, ≈ the settings indistinguishable from it "
+        "(<code>python -m histae.report DIR --lead KEY</code> chooses another metric: "
         + ", ".join(f"<code>{k}</code>" for k in METRICS)
         + ").",
         "<b>colour W1</b> (<code>hist_w1</code>): the exact 1-D Wasserstein distance between the "
@@ -79,6 +81,15 @@ def sweep_page(
     body.append('<p class="meta">' + " · ".join(meta) + "</p>")
     if info.get("command"):
         body.append(f"<p><code>{esc(info['command'])}</code></p>")
+    verdict = info.get("verdict")
+    if verdict is not None:
+        for warning in verdict.warnings:
+            body.append(f'<p class="warning" id="warning">{esc(warning)}</p>')
+        body.append(f'<p class="verdict" id="verdict"><b>{esc(verdict.sentence)}</b></p>')
+        note = replicated_note(rows)
+        if note:
+            body.append(f'<p class="note">{esc(note)}</p>')
+        body.append(f'<p class="note rule" id="rule"><b>Rule.</b> {esc(RULE)}</p>')
     nav = [("results", "results"), ("comparison", "comparison"), ("curves", "curves")]
     nav += [("reconstructions", "reconstructions"), ("raw", "raw loss"), ("jobs-list", "jobs")]
     body.append("<nav>" + "".join(f'<a href="#{a}">{t}</a>' for a, t in nav) + "</nav>")
@@ -87,9 +98,12 @@ def sweep_page(
     body.append(_metrics_note(lead, bool(info.get("normalised"))))
     heads, cells = display_rows(rows, keys, metrics, short)
     links = [f"{layout.JOBS}/{s.jobs[0].slug}.html" if len(s.jobs) == 1 else None for s in settings]
-    classes = ["best" if row["best"] else "" for row in rows]
+    classes = [
+        "best" if row["best"] else "tie" if row["indistinguishable_from_best"] else ""
+        for row in rows
+    ]
     cells = [
-        [("★ " if row["best"] else "") + line[0], *line[1:]]
+        [(f"{mark(row)} " if mark(row) else "") + line[0], *line[1:]]
         for row, line in zip(rows, cells, strict=True)
     ]
     first_number = len(heads) - len(metrics) - 3
@@ -99,8 +113,18 @@ def sweep_page(
 
     body.append('<h2 id="comparison">Comparison</h2>')
     for name, text in (
-        (layout.HEATMAPS, "Each lead metric over the two swept keys; the best cell is boxed."),
-        (layout.MARGINALS, f"{lead.label} against each key, the other keys and seeds pooled."),
+        (
+            layout.HEATMAPS,
+            "Each lead metric over the two swept keys: the best cell (by the rule) boxed in "
+            "solid red, cells indistinguishable from it in dashed red; the colour scale spans at "
+            "least ± 2 seed-to-seed std (± 5% of the mean with one seed), so a difference "
+            "inside the noise stays one colour.",
+        ),
+        (
+            layout.MARGINALS,
+            f"{lead.label} against each key, the other keys and seeds pooled: mean and 95% "
+            "interval; the axis spans at least ± 5% of the mean, so a tiny gap looks tiny.",
+        ),
         (layout.PARALLEL, "Every setting as a line through its key values to its lead metric."),
     ):
         if name in figures:
@@ -115,6 +139,11 @@ def sweep_page(
         )
         + ".</p>"
     )
+    if jobs and info.get("validations", 2) < 2:
+        body.append(
+            '<p class="note">Each job has validated once, so the validation metrics are single '
+            "values, not curves: lower <code>trainer.val_every_inputs</code> for more.</p>"
+        )
     if layout.CURVES in figures:
         body.append(img(layout.CURVES, "loss and lead metric against inputs seen"))
     body.append('<h2 id="reconstructions">Reconstructions</h2>')
