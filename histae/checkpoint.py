@@ -19,6 +19,7 @@ import hashlib
 import io
 import os
 import random
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -145,11 +146,39 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: tree}
 
 
-def first_difference(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, Any, Any] | None:
-    """The first dotted key whose value differs between two job configs (model keys first, as
-    a different network is the likeliest and least recoverable mismatch), ignoring runtime keys."""
+def typed_keys(overrides: Iterable[str]) -> set[str]:
+    """The config keys a command line's ``overrides`` name: ``+loss.bins=5`` -> ``loss.bins``,
+    ``loss=l1`` -> ``loss`` (a group: every key under it). Hydra's own keys are left out.
+
+    >>> sorted(typed_keys(["trainer.max_inputs=3000", "+experiment=smoke", "loss=l1"]))
+    ['experiment', 'loss', 'trainer.max_inputs']
+    """
+    keys = set()
+    for override in overrides:
+        key = str(override).partition("=")[0].lstrip("+~")
+        key = key.split("@", 1)[-1]  # group@package: the package is where its keys live
+        if key and not key.startswith("hydra"):
+            keys.add(key.replace("/", "."))
+    return keys
+
+
+def first_difference(
+    old: dict[str, Any], new: dict[str, Any], typed: Iterable[str] = ()
+) -> tuple[str, Any, Any] | None:
+    """The first dotted key whose value differs between two job configs, ignoring runtime keys.
+
+    Keys under ``typed`` (:func:`typed_keys` of the commands that made either config) come
+    first: a changed ``trainer.max_inputs`` is named, not the ``scheduler.T_max`` derived from
+    it, which the user never typed. Then model keys, as a different network is the likeliest
+    and least recoverable mismatch.
+    """
     a, b = _flatten(old), _flatten(new)
-    keys = sorted(set(a) | set(b), key=lambda k: (not k.startswith("model."), k))
+    named = tuple(typed)
+
+    def is_typed(key: str) -> bool:
+        return any(key == t or key.startswith(t + ".") for t in named)
+
+    keys = sorted(set(a) | set(b), key=lambda k: (not is_typed(k), not k.startswith("model."), k))
     for key in keys:
         runtime = key in RUNTIME_KEYS or key.split(".", 1)[0] in RUNTIME_KEYS
         if not runtime and a.get(key) != b.get(key):
@@ -157,9 +186,12 @@ def first_difference(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, Any
     return None
 
 
-def check_resumable(checkpoint: dict[str, Any], config: dict[str, Any], path: Path) -> None:
-    """A checkpoint resumes only the job it was made for; name the first key that differs."""
-    difference = first_difference(checkpoint.get("config", {}), config)
+def check_resumable(
+    checkpoint: dict[str, Any], config: dict[str, Any], path: Path, typed: Iterable[str] = ()
+) -> None:
+    """A checkpoint resumes only the job it was made for; name the first key that differs
+    (``typed``: the keys the command line named, first)."""
+    difference = first_difference(checkpoint.get("config", {}), config, typed)
     if difference is not None:
         key, old, new = difference
         raise ValueError(

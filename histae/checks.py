@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
-from histae.checkpoint import first_difference
-from histae.jobdir import MULTIRUN, recorded_config
+from histae.checkpoint import first_difference, typed_keys
+from histae.jobdir import MULTIRUN, read_overrides, recorded_config
 
 
 def _finite(value: float) -> bool:
@@ -89,10 +90,24 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def check_folder(job_dir: Path, config: dict[str, Any], replace: bool = False) -> None:
+def typed_in(job_dir: Path, overrides: Sequence[str]) -> set[str]:
+    """The keys typed on this command line (``overrides``) or on the one that made the job in
+    ``job_dir`` (its ``.hydra/overrides.yaml``): where a difference between the two is named."""
+    try:
+        before = read_overrides(job_dir)
+    except (OSError, ValueError):  # an unreadable record: this command's keys alone
+        before = []
+    return typed_keys([*overrides, *before])
+
+
+def check_folder(
+    job_dir: Path, config: dict[str, Any], replace: bool = False, typed: Sequence[str] = ()
+) -> None:
     """Refuse a folder that holds a sweep, or another job (a different config), before any write.
 
     ``replace`` (``trainer.resume=false``) lets a job start over in another job's folder.
+    ``typed``: this command's overrides; with the folder's own, they say which differing key
+    to name (the one the user typed, not a key derived from it).
     """
     if (job_dir / MULTIRUN).is_file():
         raise ValueError(
@@ -100,7 +115,9 @@ def check_folder(job_dir: Path, config: dict[str, Any], replace: bool = False) -
             "choose another hydra.run.dir"
         )
     recorded = None if replace else recorded_config(job_dir)
-    difference = first_difference(recorded, config) if recorded is not None else None
+    if recorded is None:
+        return
+    difference = first_difference(recorded, config, typed_in(job_dir, typed))
     if difference is not None:
         key, old, new = difference
         raise ValueError(

@@ -13,7 +13,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from histae.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from histae.checks import check_config, check_folder
+from histae.checks import check_config, check_folder, typed_in
 from histae.debug import apply_debug, overfit_tiles, step_profiler
 from histae.jobdir import CHECKPOINT, JobDir, JobStopped
 from histae.loggers import final_rows, job_hparams
@@ -221,17 +221,19 @@ def train(
     job_dir: str | Path,
     on_start: Callable[[], None] | None = None,
     record_failure: bool = False,
+    overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Check ``cfg``, then train one job (:func:`run_job`) with ``trainer.threads`` threads.
 
     ``record_failure``: a job that fails while being set up (its data, its model) still writes
     its folder's status (sweeps); otherwise it leaves the folder as it was (single runs).
     A ``debug`` option (``debug=fdr``) sets the trainer's budget first (histae.debug).
+    ``overrides``: the command line's, so a refused folder names the key the user typed.
     """
     apply_debug(cfg)
     check_config(cfg)
     with torch_threads(cfg.trainer.threads), deterministic_mode(cfg.trainer.deterministic):
-        return run_job(cfg, job_dir, on_start, record_failure)
+        return run_job(cfg, job_dir, on_start, record_failure, overrides)
 
 
 def next_batch(state: TrainState, tiles: Tensor, cfg: DictConfig, device: torch.device) -> Tensor:
@@ -315,18 +317,20 @@ def run_job(
     job_dir: str | Path,
     on_start: Callable[[], None] | None = None,
     record_failure: bool = False,
+    overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Train one job as ``cfg`` says, writing its folder ``job_dir``.
 
     Nothing is written before every check has passed; then ``on_start()`` is called (the app
-    records Hydra's config there). Returns the summary (also in summary.json).
+    records Hydra's config there). Returns the summary (also in summary.json). ``overrides``
+    (the command line's) pick the key a refused folder or checkpoint is named by.
 
     Raises:
         JobStopped: SIGTERM or Ctrl-C; the job checkpointed the step it had reached.
     """
     t, job, name = cfg.trainer, JobDir(job_dir), Path(job_dir).name
     config = job_config(cfg)
-    check_folder(job.path, config, replace=not t.resume)
+    check_folder(job.path, config, replace=not t.resume, typed=overrides)
     if t.resume and (done := finished_summary(job, config)) is not None:
         if not job.metrics_readable():
             rebuild_metrics(job, done)
@@ -342,7 +346,9 @@ def run_job(
         )
         checkpoint = load_checkpoint(resume_from) if resume_from else None
         if checkpoint is not None:
-            check_resumable(checkpoint, config, job.path / CHECKPOINT)
+            check_resumable(
+                checkpoint, config, job.path / CHECKPOINT, typed_in(job.path, overrides)
+            )
             if checkpoint.get("weights_only") and checkpoint["state"]["inputs"] < t.max_inputs:
                 raise ValueError(
                     f"{job.path / CHECKPOINT} holds only the weights of a finished job, not the "
