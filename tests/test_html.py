@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from histae.report import write_job_page, write_outputs_index, write_report
 from tests.helpers import write_job, write_sweep
@@ -106,3 +107,30 @@ def test_real_sweep_page_loads_every_image(real_sweep: Path, tmp_path: Path) -> 
         job = page_counts(job_page, tmp_path / "profile")
         assert job["images-total"] >= 2  # loss.png and the grid, drawn by the job
         assert job["images-loaded"] == job["images-total"]
+
+
+def test_the_sweep_folders_index_opens_and_screenshots_without_a_redirect(tmp_path: Path) -> None:
+    sweep_dir = write_sweep(tmp_path / "sweep", seeds=(1, 2, 3))
+    write_report(sweep_dir)
+    counts = page_counts(sweep_dir / "index.html", tmp_path / "profile")
+    assert counts["images-loaded"] == counts["images-total"] == 4
+    assert counts["table-rows"] == 4 and counts["job-rows"] == 12
+    # A screenshot tool waits on a redirect page for ever; this page has none.
+    shot = tmp_path / "shot.png"
+    command = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--hide-scrollbars",
+        "--window-size=1400,2400",
+        f"--screenshot={shot}",
+        (sweep_dir / "index.html").as_uri(),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with Image.open(shot) as img:
+        assert img.size == (1400, 2400)
+        # Not a blank page: the heatmaps and tables put many colours on it.
+        assert len(img.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 100

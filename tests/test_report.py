@@ -396,6 +396,38 @@ def test_a_summary_whose_config_is_not_a_config_still_reports(tmp_path: Path) ->
     assert (report_files(sweep_dir) / "jobs" / "bins-50_sigma-50.html").is_file()
 
 
+def test_runs_csv_is_long_format_one_row_per_job_for_pandas(replicated: Path) -> None:
+    pandas = pytest.importorskip("pandas")
+    runs = pandas.read_csv(report_files(replicated) / "runs.csv")
+    assert len(runs) == 12  # 4 settings x 3 seeds
+    assert {"loss.bins", "loss.sigma", "trainer.seed", "hist_w1", "train_loss"} <= set(runs)
+    one = runs[
+        (runs["loss.bins"] == 200) & (runs["loss.sigma"] == 100) & (runs["trainer.seed"] == 3)
+    ]
+    assert len(one) == 1 and one["hist_w1"].item() == pytest.approx(0.55)
+    assert set(runs.groupby(["loss.bins", "loss.sigma"]).size()) == {3}
+    pytest.importorskip("pyarrow")
+    parquet = pandas.read_parquet(report_files(replicated) / "runs.parquet")
+    assert len(parquet) == 12 and list(parquet.columns) == list(runs.columns)
+
+
+def test_the_sweep_folders_index_is_the_report_page_without_a_redirect(sweep: Path) -> None:
+    top = (sweep / "index.html").read_text()
+    assert 'http-equiv="refresh"' not in top and '<base href="report/">' in top
+    assert (
+        top.replace('<base href="report/">\n', "")
+        == (report_files(sweep) / "index.html").read_text()
+    )
+
+
+def test_a_job_page_shows_its_final_metrics_beside_the_sweeps_best(replicated: Path) -> None:
+    page = (report_files(replicated) / "jobs" / "bins-200_sigma-100_seed-3.html").read_text()
+    final = page.split("<h2>Final metrics</h2>")[1].split("</table>")[0]
+    row = next(r for r in final.split("<tr>") if "colour W1" in r)
+    # This job's hist_w1 (0.55) and the best setting's mean (0.2, bins=50, sigma=50).
+    assert ">0.55<" in row and "0.2 (bins=50, sigma=50)" in row
+
+
 def test_each_job_gets_a_page_reached_from_the_sweep_page(sweep: Path) -> None:
     page = (report_files(sweep) / "index.html").read_text()
     links = re.findall(r'href="(jobs/[^"]+\.html)"', page)
@@ -428,6 +460,8 @@ def test_outputs_index_has_thumbnails_and_status_and_no_losses(tmp_path: Path, s
     assert "sweeps/2024-01-02_00-00-00/report/reconstructions.png" in rows[1]
     assert ">4 done<" in rows[1] and "failed: E: x" in rows[2]
     assert "val loss" not in page
+    # The data option as the user typed it, not the function behind it.
+    assert "data=procedural" in rows[1] and "procedural_tiles" not in page
 
 
 def test_sweeps_page_lists_exactly_the_report_files() -> None:
