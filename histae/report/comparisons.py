@@ -174,7 +174,8 @@ def plot_heatmaps(
             )
         ax.set_xticks(range(len(m.cols)), m.cols)
         ax.set_yticks(range(len(m.rows)), m.rows)
-        ax.set_xlabel(short.get(keys[1], keys[1]))
+        lo, hi = m.span
+        ax.set_xlabel(f"{short.get(keys[1], keys[1])}\n(colours span {lo:.4g} to {hi:.4g})")
         ax.set_ylabel(short.get(keys[0], keys[0]))
         heading = metric.label + (", higher better" if metric.higher_is_better else "")
         if verdict is not None and verdict.best is None:
@@ -186,17 +187,6 @@ def plot_heatmaps(
                 else "none ranked"
             )
         ax.set_title(textwrap.fill(heading, 34), fontsize="medium")
-        lo, hi = m.span
-        ax.text(
-            0.5,
-            -0.3 if len(m.cols) else -0.2,
-            f"colour scale {lo:.4g} to {hi:.4g}",
-            transform=ax.transAxes,
-            ha="center",
-            va="top",
-            fontsize=7,
-            color="0.35",
-        )
     if title:
         fig.suptitle(textwrap.fill(title, 40 * cols))
     save_figure(fig, path)

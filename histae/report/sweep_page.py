@@ -109,7 +109,11 @@ def sweep_page(
     first_number = len(heads) - len(metrics) - 3
     body.append(table_html(heads, cells, "results", classes, links, first_number))
     files = (layout.RESULTS_CSV, layout.RESULTS_MD, layout.RESULTS_JSON)
-    body.append("<p>Also as " + ", ".join(f'<a href="{f}">{f}</a>' for f in files) + ".</p>")
+    body.append(
+        "<p>Also as "
+        + ", ".join(f'<a href="{f}">{f}</a>' for f in files)
+        + f'; one row per job (each seed) in <a href="{layout.RUNS_CSV}">{layout.RUNS_CSV}</a>.</p>'
+    )
 
     body.append('<h2 id="comparison">Comparison</h2>')
     for name, text in (
