@@ -6,8 +6,10 @@ know); 128 + signal when stopped by SIGTERM (143) or Ctrl-C (130), resumable by 
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -23,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from histae.config import CONFIG_DIR, register
 from histae.hydra_compat import one_line_errors
 from histae.jobdir import HYDRA, STATUS, JobDir, JobStopped, error_line
+from histae.progress import rerun_command
 
 log = logging.getLogger("histae")
 
@@ -79,7 +82,16 @@ def _main(cfg: DictConfig) -> dict[str, Any]:
     from histae.train import train  # torch and the training stack: not for --help or --cfg
 
     try:
-        summary = train(cfg, job_dir, on_start=record_config, record_failure=not single)
+        summary = train(
+            cfg,
+            job_dir,
+            on_start=record_config,
+            record_failure=not single,
+            overrides=list(hydra_cfg.overrides.task),
+        )
+    except KeyboardInterrupt as err:  # a second Ctrl-C: main() names the folder to resume
+        err.job_dir = job_dir  # type: ignore[attr-defined]
+        raise
     except Exception as err:
         if not single or os.environ.get("HYDRA_FULL_ERROR") == "1":
             log.error(f"[{job_dir.name}] failed: {error_line(err)}")
@@ -116,12 +128,66 @@ def remove_unstarted_run(job_dir: Path) -> None:
         shutil.rmtree(job_dir, ignore_errors=True)
 
 
+# Hydra's launcher options that come from the `launchers` extra, by the package that adds them.
+LAUNCHER_PLUGINS = {
+    "joblib": "hydra-joblib-launcher",
+    "submitit_local": "hydra-submitit-launcher",
+    "submitit_slurm": "hydra-submitit-launcher",
+}
+INSTALL_LAUNCHERS = 'pip install -e ".[launchers]"'
+
+
+def missing_launcher(text: str) -> str | None:
+    """The line for ``hydra/launcher=<option>`` when the option's plugin is not installed
+    (Hydra says only that it cannot find ``hydra/launcher/<option>``), else None."""
+    match = re.search(r"Could not find 'hydra/launcher/([\w-]+)'", text)
+    if match is None or match.group(1) not in LAUNCHER_PLUGINS:
+        return None
+    option = match.group(1)
+    return (
+        f"hydra/launcher={option} needs {LAUNCHER_PLUGINS[option]}, which is not installed: "
+        f"{INSTALL_LAUNCHERS} (histae's launchers extra)"
+    )
+
+
+def unknown_key(err: BaseException) -> str | None:
+    """The line for an override of a key the config does not have (``loss.binz=5``), else None.
+
+    Hydra suggests ``+loss.binz=5``, which adds the key and then fails when the loss is built
+    (an unexpected keyword argument); the likely intent is the close key that exists. Names
+    the key as typed and either the closest keys, or the keys there are.
+    """
+    match = re.match(r"Could not override '([^']+)'", str(err))
+    cause = err.__cause__
+    node = getattr(cause, "parent_node", None)
+    if match is None or node is None or not hasattr(node, "keys"):
+        return None
+    typed = match.group(1)
+    value = re.search(r"To append to your config use \+\S+?=(.*)", str(err))
+    wrong = str(getattr(cause, "full_key", None) or typed)  # the first part that does not exist
+    parent, _, last = wrong.rpartition(".")
+    rest = typed[len(wrong) :] if typed.startswith(wrong) else ""
+    keys = [str(k) for k in node if str(k) != "hydra"]
+    where = parent or "the config"
+    close = difflib.get_close_matches(last, keys, n=3, cutoff=0.6)
+    if not close:
+        return f"{typed} is not a key of {where}; {where} has {', '.join(keys)}"
+    assign = f"={value.group(1)}" if value else ""
+    options = " or ".join(f"{parent + '.' if parent else ''}{k}{rest}{assign}" for k in close)
+    return f"{typed} is not a key of {where}; did you mean {options}?"
+
+
 def condense(err: BaseException) -> str:
     """One line for an error: Hydra's and OmegaConf's multi-line messages joined up.
 
     ``"Could not find 'loss/nope'\\nAvailable options in 'loss':\\n\\thistogram\\n\\tl1"`` becomes
-    ``"Could not find 'loss/nope'; Available options in 'loss': histogram, l1"``.
+    ``"Could not find 'loss/nope'; Available options in 'loss': histogram, l1"``. An unknown
+    key gets the close valid key (:func:`unknown_key`), a launcher whose plugin is not
+    installed the pip command (:func:`missing_launcher`).
     """
+    special = unknown_key(err) or missing_launcher(str(err))
+    if special is not None:
+        return special
     parts: list[str] = []
     listing = False
     for e in (err, err.__cause__):
@@ -175,8 +241,56 @@ def safe_log_records() -> None:
     logging.setLogRecordFactory(factory)
 
 
+def version_line() -> str:
+    """``--version``: histae's own version, and the Hydra it runs on."""
+    from hydra import __version__ as hydra_version
+
+    from histae import __version__
+
+    return f"histae {__version__} (Hydra {hydra_version})"
+
+
+# Hydra's flags that each choose what the command does; Hydra allows one of them.
+_COMMANDS = {
+    "-m": "--multirun",
+    "--multirun": "--multirun",
+    "-c": "--cfg",
+    "--cfg": "--cfg",
+    "-i": "--info",
+    "--info": "--info",
+    "-r": "--run",
+    "--run": "--run",
+    "--shell-completion": "--shell-completion",
+    "-sc": "--shell-completion",
+}
+
+
+def command_clash(argv: list[str]) -> str | None:
+    """The line for two of Hydra's command flags at once (``-m --cfg job``), else None.
+
+    Hydra refuses them with a traceback, outside its error reporter; the common case is
+    ``-m --cfg job``: --cfg shows one job's config, so the sweep's values must go.
+    """
+    given = list(dict.fromkeys(_COMMANDS[a] for a in argv if a in _COMMANDS))
+    if len(given) < 2:
+        return None
+    if set(given) == {"--multirun", "--cfg"}:
+        return (
+            "-m and --cfg cannot be combined: --cfg shows one job's config; to see a job's, "
+            "drop -m and give each key one value (loss.bins=50, not loss.bins=50,100)"
+        )
+    return f"{' and '.join(given)} cannot be combined: Hydra runs one of them at a time"
+
+
 def main() -> None:
     """Console entry point: ``histae`` / ``python -m histae`` with Hydra's command line."""
+    args = sys.argv[1:]
+    if "--version" in args:
+        print(version_line())
+        sys.exit(0)
+    if (clash := command_clash(args)) is not None:
+        sys.stderr.write(f"histae: error: {clash}\n")
+        sys.exit(EXIT_FAILED)
     register()  # the schemas the YAML files extend, before Hydra composes them
     safe_log_records()
     for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 file name must not crash a print
@@ -191,16 +305,32 @@ def main() -> None:
             remove_unstarted_run(ended.job_dir)
         raise
     except JobStopped as stopped:
-        where = getattr(stopped, "sweep_dir", None)
-        how = f"hydra.sweep.dir={where}" if where else f"hydra.run.dir={stopped.job_dir}"
         sys.stderr.write(
             f"histae: stopped at {stopped.inputs:,} inputs after {time.time() - start:.0f} s; "
-            f"rerun the same command with {how} to resume\n"
+            f"to resume, run: {resume_command(stopped)}\n"
         )
         sys.exit(128 + stopped.signum)
-    except KeyboardInterrupt:
-        sys.stderr.write("histae: interrupted\n")
+    except KeyboardInterrupt as interrupted:
+        if resume_command(interrupted) is None:
+            sys.stderr.write("histae: interrupted\n")
+        else:
+            # A second Ctrl-C: the step was not checkpointed; the job goes on from its last
+            # checkpoint (its last validation), or starts over if it had none.
+            sys.stderr.write(
+                "histae: interrupted before the step was checkpointed; to resume from the last "
+                f"checkpoint, run: {resume_command(interrupted)}\n"
+            )
         sys.exit(130)
+
+
+def resume_command(stopped: BaseException) -> str | None:
+    """The command that resumes what ``stopped`` (JobStopped, KeyboardInterrupt) interrupted:
+    the sweep's folder when the sweeper named it, else the run's; None when neither was made."""
+    sweep_dir = getattr(stopped, "sweep_dir", None)
+    if sweep_dir is not None:
+        return rerun_command("hydra.sweep.dir", sweep_dir)
+    job_dir = getattr(stopped, "job_dir", None)
+    return rerun_command("hydra.run.dir", job_dir) if job_dir is not None else None
 
 
 if __name__ == "__main__":

@@ -10,6 +10,15 @@ end::
 
 Both show the real rate: this run's images over this run's wall time (validation included), so a
 resumed job's earlier images do not inflate it, and neither does a smoothed burst.
+
+A sweep says where it is as each job starts and ends (:class:`SweepProgress`), with the sweep's
+ETA from the jobs done so far::
+
+    job 3 of 9 starts: bins-50_sigma-200; sweep ETA 4m40s
+    job 3 of 9 done in 38s: bins-50_sigma-200; 3 of 9 jobs ended in 1m55s, sweep ETA 3m50s
+
+A run or sweep that stops before its end names the command that resumes it
+(:func:`rerun_command`).
 """
 
 from __future__ import annotations
@@ -17,8 +26,12 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing
+import os
+import shlex
 import sys
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from pathlib import Path
 from time import perf_counter
 from types import TracebackType
 from typing import Any, TextIO
@@ -199,3 +212,134 @@ class Progress:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# A sweep: job k of N, the sweep's ETA, the command that resumes it
+
+
+def sweep_eta(elapsed: float, done: Sequence[float], left: Sequence[float]) -> float | None:
+    """Seconds the sweep still needs: the time its ended jobs took, scaled by the work left.
+
+    ``done`` and ``left`` are the ended and the waiting jobs' estimated seconds; only their
+    ratio counts, so a machine twice as slow as the estimate's gets an ETA twice as long once a
+    job has ended. ``sweep_eta(60, [10, 10], [10, 20])`` -> ``90.0``; None before any job ended.
+    """
+    work = sum(done)
+    if work <= 0:
+        return None
+    return elapsed * sum(left) / work
+
+
+# How a job ended, as the sweeper tells it; "skipped": it was already done, nothing ran.
+ENDINGS = ("done", "failed", "diverged", "stopped", "skipped")
+
+
+class SweepProgress:
+    """The lines a sweep prints as each job (or group of jobs run together) starts and ends.
+
+    ``names`` are the jobs' folder names, ``costs`` their estimated seconds (the opening
+    estimate's, any positive weights will do), ``estimate`` the opening estimate of the whole
+    sweep shown before the first job ends (None: none, as on a GPU). The ETA is
+    :func:`sweep_eta` over the jobs ended so far; jobs that were already done (``skipped``)
+    took no time and leave the ETA's ratio out.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        costs: Sequence[float],
+        estimate: float | None = None,
+        clock: Callable[[], float] = perf_counter,
+    ) -> None:
+        if len(names) != len(costs):
+            raise ValueError(f"{len(names)} job names but {len(costs)} costs")
+        self.names = list(names)
+        self.costs = [max(float(c), 0.0) for c in costs]
+        self.estimate = estimate
+        self.clock = clock
+        self.ended: dict[int, str] = {}  # job index -> its ending
+        self.begun: dict[int, float] = {}  # job index -> when it started
+        self.first: float | None = None  # when the first job started
+
+    def _jobs(self, indices: Sequence[int]) -> str:
+        n = len(self.names)
+        if len(indices) == 1:
+            return f"job {indices[0] + 1} of {n}"
+        return f"jobs {indices[0] + 1}-{indices[-1] + 1} of {n}"
+
+    def eta(self) -> float | None:
+        """Seconds left for the sweep, from the jobs ended so far (None before any ended)."""
+        if self.first is None:
+            return None
+        counted = [i for i, how in self.ended.items() if how != "skipped"]
+        left = [c for i, c in enumerate(self.costs) if i not in self.ended]
+        # Skipped jobs took no time: they leave the elapsed time and the work done alike.
+        elapsed = self.clock() - self.first
+        return sweep_eta(elapsed, [self.costs[i] for i in counted], left)
+
+    def _eta_text(self) -> str:
+        eta = self.eta()
+        if eta is not None:
+            return f"sweep ETA {format_duration(eta)}"
+        if self.estimate is None:
+            return "sweep ETA ?"
+        # Nothing measured yet (no job ended, or only skipped ones): the opening estimate's
+        # share of the jobs left.
+        whole = sum(self.costs)
+        left = sum(c for i, c in enumerate(self.costs) if i not in self.ended)
+        share = left / whole if whole > 0 else 1.0
+        return f"sweep ETA {format_duration(self.estimate * share)} (estimated)"
+
+    def started(self, indices: Sequence[int]) -> str:
+        """The line for jobs ``indices`` (0-based, consecutive) starting now."""
+        now = self.clock()
+        if self.first is None:
+            self.first = now
+        for i in indices:
+            self.begun[i] = now
+        verb = "starts" if len(indices) == 1 else "start"
+        names = ", ".join(self.names[i] for i in indices)
+        return f"{self._jobs(indices)} {verb}: {names}; {self._eta_text()}"
+
+    def finished(self, indices: Sequence[int], endings: Sequence[str]) -> str:
+        """The line for jobs ``indices`` having ended as ``endings`` (one of :data:`ENDINGS`
+        each)."""
+        if len(indices) != len(endings):
+            raise ValueError(f"{len(indices)} jobs but {len(endings)} endings")
+        for i, how in zip(indices, endings, strict=True):
+            if how not in ENDINGS:
+                raise ValueError(f"a job ends as one of {ENDINGS}, got {how!r}")
+            self.ended[i] = how
+        now = self.clock()
+        took = format_duration(now - min(self.begun.get(i, now) for i in indices))
+        if len(indices) == 1:
+            what = f"{self._jobs(indices)} {endings[0]} in {took}: {self.names[indices[0]]}"
+        else:
+            counts = {how: list(endings).count(how) for how in ENDINGS if how in endings}
+            told = ", ".join(f"{k} {how}" for how, k in counts.items())
+            what = f"{self._jobs(indices)} ended in {took} ({told})"
+        total = len(self.names)
+        so_far = format_duration(now - (self.first if self.first is not None else now))
+        if len(self.ended) == total:
+            return f"{what}; all {total} jobs ended in {so_far}"
+        return f"{what}; {len(self.ended)} of {total} jobs ended in {so_far}, {self._eta_text()}"
+
+
+def rerun_command(key: str, folder: str | os.PathLike, argv: Sequence[str] | None = None) -> str:
+    """The command that resumes this run or sweep: its own arguments with ``key=folder``.
+
+    ``key`` is ``hydra.run.dir`` or ``hydra.sweep.dir``; a value the command gave it is
+    replaced by ``folder`` (made absolute: a default folder's name holds the start time).
+    Arguments are quoted for a POSIX shell.
+
+    >>> rerun_command("hydra.sweep.dir", "/o/s", ["/x/histae/__main__.py", "-m", "loss.bins=5,6"])
+    'python -m histae -m loss.bins=5,6 hydra.sweep.dir=/o/s'
+    >>> rerun_command("hydra.run.dir", "/o/r", ["/venv/bin/histae", "model.channels=[8,8]"])
+    "histae 'model.channels=[8,8]' hydra.run.dir=/o/r"
+    """
+    argv = list(sys.argv if argv is None else argv)
+    program = "histae" if argv and Path(argv[0]).name == "histae" else "python -m histae"
+    args = [a for a in argv[1:] if a.lstrip("+").partition("=")[0] != key]
+    args.append(f"{key}={os.path.abspath(folder)}")
+    return " ".join([program, *(shlex.quote(a) for a in args)])

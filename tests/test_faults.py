@@ -187,7 +187,10 @@ def test_a_signal_during_a_checkpoint_write_stops_cleanly_and_resumes_bitwise(
     err = proc.stderr.read()
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
-    assert last.startswith("histae: stopped at ") and f"hydra.run.dir={stopped} to resume" in last
+    assert last.startswith("histae: stopped at ")
+    assert last.endswith(
+        f"; to resume, run: python -m histae {' '.join(JOB)} hydra.run.dir={stopped}"
+    )
     status = read_status(stopped)
     assert status["status"] == "stopped" and status["error"] is None
     assert not list(stopped.glob(".*.tmp"))
@@ -211,7 +214,12 @@ def test_ctrl_c_in_a_sweep_stops_the_sweep(tmp_path) -> None:
     assert proc.wait() == 130
     err = proc.stderr.read()
     assert "Traceback" not in err
-    assert f"hydra.sweep.dir={sweep} to resume" in err.strip().splitlines()[-1]
+    args = ["-m", *JOB, "optimizer.lr=0.001,0.002", f"hydra.sweep.dir={sweep}"]
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .endswith(f"; to resume, run: python -m histae {' '.join(args)}")
+    )
     assert read_status(first)["status"] == "stopped"
     assert not (sweep / "lr-0.002").exists()  # the sweep stopped; the next job never started
 

@@ -1,4 +1,5 @@
-"""The terminal: the bar in a real pseudo-terminal, the off-TTY lines, the sweep notice."""
+"""The terminal: the bar in a real pseudo-terminal, the off-TTY lines, the sweep notice, job k of
+N with the sweep's ETA, the rerun command."""
 
 from __future__ import annotations
 
@@ -20,12 +21,27 @@ import pytest
 from omegaconf import OmegaConf
 
 from histae import progress as progress_module
-from histae.progress import Progress, format_duration, progress_line, total_images
+from histae.progress import (
+    Progress,
+    SweepProgress,
+    format_duration,
+    progress_line,
+    rerun_command,
+    sweep_eta,
+    total_images,
+)
 from hydra_plugins.histae_sweeper.histae_sweeper import (
     CPU_IMAGES_PER_SECOND_BY_LOSS,
+    JOB_SECONDS,
+    SWEEP_SECONDS,
+    VALIDATION_SECONDS,
+    JobEstimate,
     cpu_rate,
     sweep_notice,
+    sweep_seconds,
 )
+
+HISTOGRAM = "histae.loss.HistogramLoss"
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -190,22 +206,143 @@ def test_bar_in_a_real_terminal(tmp_path: Path) -> None:
     assert f"results: {run_dir}" in logs[-1]
 
 
-def test_sweep_notice() -> None:
-    assert sweep_notice("histloss", [500_000] * 9, "rpg_tiles", on_cpu=True) == (
-        "histloss: 9 jobs x 500,000 images on data=rpg_tiles; "
-        "on a CPU about 3h08m (about 21 min a job at ~400 img/s)"
+@pytest.mark.slow
+def test_sweep_progress_in_a_real_terminal(tmp_path: Path) -> None:
+    """On a TTY too, each job of a sweep is announced as it starts and ends, between the bars."""
+    sweep = tmp_path / "sweep"
+    code, text = run_in_pty(
+        [
+            sys.executable,
+            "-m",
+            "histae",
+            "-m",
+            "+experiment=smoke",
+            "trainer.max_inputs=32",
+            "loss.bins=50,100",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=ROOT,
     )
-    assert sweep_notice("sweep", [48_000, 96_000], "procedural", on_cpu=False) == (
+    assert code == 0, text[-2000:]
+    lines = [s for s in re.split(r"[\r\n]", text) if s.strip()]
+    said = [s for s in lines if re.search(r"jobs? \d", s)]
+    assert [re.search(r"(job \d of 2 \w+)", s).group(1) for s in said] == [
+        "job 1 of 2 starts",
+        "job 1 of 2 done",
+        "job 2 of 2 starts",
+        "job 2 of 2 done",
+    ], said
+    assert not [s for s in said if BAR.search(s)]  # never glued onto a bar
+    assert "sweep ETA" in said[2] and "all 2 jobs ended in" in said[3]
+
+
+def test_sweep_notice() -> None:
+    # 500,032 images at 505 img/s, 42 validations: 2 + 42 x 1.3 + 990.2 s a job, plus 8 s.
+    histloss = JobEstimate(500_000, 500_032, 505.0, 42)
+    assert sweep_notice("histloss", [histloss] * 9, "rpg_tiles", on_cpu=True) == (
+        "histloss: 9 jobs x 500,000 images on data=rpg_tiles; on a CPU about 2h37m "
+        "(about 17 min a job at ~505 img/s, with its setup and validations)"
+    )
+    jobs = [JobEstimate(48_000, 48_000, 505.0, 4), JobEstimate(96_000, 96_000, 505.0, 8)]
+    assert sweep_notice("sweep", jobs, "procedural", on_cpu=False) == (
         "sweep: 2 jobs, 144,000 images in all on data=procedural"
     )
-    assert sweep_notice("sweep", [192] * 4, "procedural", on_cpu=True) == (
+    # Four tiny jobs: their fixed costs are the whole estimate, never "under a minute" blindly.
+    tiny = JobEstimate(192, 192, 505.0, 2)
+    assert sweep_notice("sweep", [tiny] * 4, "procedural", on_cpu=True) == (
         "sweep: 4 jobs x 192 images on data=procedural; "
-        "on a CPU under a minute (under a minute a job at ~400 img/s)"
+        "on a CPU about 30 s (about 5 s a job at ~505 img/s, with its setup and validations)"
     )
     # Jobs at different rates: the total adds each job's own time.
-    assert sweep_notice("mixed", [36_000, 36_000], "procedural", True, rates=[400, 100]) == (
-        "mixed: 2 jobs x 36,000 images on data=procedural; on a CPU about 8 min (100-400 img/s by loss)"
+    mixed = [JobEstimate(36_000, 36_000, 400.0, 3), JobEstimate(36_000, 36_000, 100.0, 3)]
+    assert sweep_notice("mixed", mixed, "procedural", True) == (
+        "mixed: 2 jobs x 36,000 images on data=procedural; on a CPU about 8 min "
+        "(100-400 img/s by loss, with each job's setup and validations)"
     )
+
+
+def test_the_opening_estimate_counts_each_jobs_fixed_costs() -> None:
+    """The estimate's arithmetic from given rates: the sweep's start-up and report once, per job
+    its setup, its validations and its steps (the headline sweep at 3,000 images)."""
+    job = JobEstimate(3000, 3008, 505.0, 1)
+    assert job.seconds() == pytest.approx(JOB_SECONDS + VALIDATION_SECONDS + 3008 / 505)
+    assert sweep_seconds([job] * 9) == pytest.approx(SWEEP_SECONDS + 9 * job.seconds())
+    assert sweep_seconds([]) == 0.0
+    # At 3,000 images the fixed costs are about half of each job: leaving them out (the old
+    # estimate, images / rate alone) said "under a minute".
+    assert 60 < sweep_seconds([job] * 9) < 120
+
+
+def test_job_estimate_from_a_config(compose_cfg) -> None:
+    cfg = compose_cfg("trainer.max_inputs=3000", "trainer.batch_size=64", tiny=False)
+    job = JobEstimate.of(cfg)
+    assert job == JobEstimate(3000, 3008, CPU_IMAGES_PER_SECOND_BY_LOSS[HISTOGRAM], 1)
+    smoke = JobEstimate.of(compose_cfg())  # 192 images, validated at 96 and 192
+    assert (smoke.images, smoke.validations) == (192, 2)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_sweep_eta_scales_the_time_taken_by_the_work_left() -> None:
+    assert sweep_eta(60.0, [10.0, 10.0], [10.0, 20.0]) == pytest.approx(90.0)
+    assert sweep_eta(60.0, [], [10.0]) is None
+    assert sweep_eta(60.0, [10.0], []) == 0.0
+
+
+def test_sweep_progress_says_job_k_of_n_and_the_eta_from_the_jobs_done() -> None:
+    clock = Clock()
+    progress = SweepProgress(["a", "b", "c", "d"], [10.0] * 4, estimate=48.0, clock=clock)
+    # Nothing has ended yet: the opening estimate.
+    assert progress.started([0]) == "job 1 of 4 starts: a; sweep ETA 48s (estimated)"
+    clock.now = 30.0  # three times slower than estimated
+    assert progress.finished([0], ["done"]) == (
+        "job 1 of 4 done in 30s: a; 1 of 4 jobs ended in 30s, sweep ETA 1m30s"
+    )
+    assert progress.started([1]) == "job 2 of 4 starts: b; sweep ETA 1m30s"
+    clock.now = 40.0
+    assert progress.finished([1], ["failed"]) == (
+        "job 2 of 4 failed in 10s: b; 2 of 4 jobs ended in 40s, sweep ETA 40s"
+    )
+    progress.started([2, 3])  # a parallel launcher's batch
+    clock.now = 60.0
+    assert progress.finished([2, 3], ["done", "diverged"]) == (
+        "jobs 3-4 of 4 ended in 20s (1 done, 1 diverged); all 4 jobs ended in 1m00s"
+    )
+
+
+def test_skipped_jobs_leave_the_eta_alone() -> None:
+    """A rerun skips the jobs already done in no time: they must not make the rest look quick."""
+    clock = Clock()
+    progress = SweepProgress(["a", "b", "c"], [10.0] * 3, estimate=38.0, clock=clock)
+    progress.started([0])
+    clock.now = 0.1
+    line = progress.finished([0], ["skipped"])
+    assert line.startswith("job 1 of 3 skipped in 0s: a; 1 of 3 jobs ended")
+    assert line.endswith("sweep ETA 25s (estimated)")  # 38 s x 20 / 30 of the work
+    progress.started([1])
+    clock.now = 20.1
+    assert progress.finished([1], ["done"]).endswith("sweep ETA 20s")  # 20 s a job, one left
+    # Without an opening estimate (a GPU) and nothing measured: no made-up number.
+    gpu = SweepProgress(["a", "b"], [1.0, 1.0])
+    assert gpu.started([0]) == "job 1 of 2 starts: a; sweep ETA ?"
+
+
+def test_rerun_command_replaces_the_folder_and_quotes() -> None:
+    argv = ["/x/histae/__main__.py", "-m", "loss.bins=5,6", "hydra.sweep.dir=out/s"]
+    assert rerun_command("hydra.sweep.dir", "/o/s", argv) == (
+        "python -m histae -m loss.bins=5,6 hydra.sweep.dir=/o/s"
+    )
+    assert rerun_command("hydra.run.dir", "/o/r", ["histae", "data.root=my tiles"]) == (
+        "histae 'data.root=my tiles' hydra.run.dir=/o/r"
+    )
+    relative = rerun_command("hydra.run.dir", "outputs/runs/x", ["histae"])
+    assert relative == f"histae hydra.run.dir={Path('outputs/runs/x').resolve()}"
 
 
 def test_cpu_rate_by_loss_and_a_composite_at_its_slowest_term(compose_cfg) -> None:
@@ -242,12 +379,15 @@ def test_an_experiment_says_what_it_will_run_before_it_starts(tmp_path: Path, ru
     )
     assert code == 1
     out = capsys.readouterr().out
-    # Each job estimated at the histogram loss's measured CPU rate.
-    rate = CPU_IMAGES_PER_SECOND_BY_LOSS["histae.loss.HistogramLoss"]
-    notice = sweep_notice("histloss", [500_000] * 9, "procedural", True, rates=[rate] * 9)
-    assert notice.startswith("histloss: 9 jobs x 500,000 images on data=procedural; on a CPU")
-    assert notice in out
-    assert out.index(notice) < out.index("Launching 9 jobs")
+    notice = next(line for line in out.splitlines() if "histloss: 9 jobs x 500,000" in line)
+    assert "images on data=procedural; on a CPU about " in notice
+    # Each job is announced as it starts and ends, after the notice; the first ETA is the
+    # opening estimate, the later ones come from the jobs ended.
+    first = next(line for line in out.splitlines() if "job 1 of 9 starts: " in line)
+    assert out.index(notice) < out.index(first)
+    assert first.endswith("(estimated)")
+    assert "job 9 of 9 failed in " in out and "all 9 jobs ended in " in out
+    assert "Launching 9 jobs" not in out and "Launching 1 jobs" not in out  # said once, by us
     recorded = OmegaConf.load(sweep_dir / "multirun.yaml").hydra.sweeper.params
     assert OmegaConf.to_container(recorded) == {
         "loss.bins": "100,200,50",

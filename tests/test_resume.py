@@ -109,9 +109,40 @@ def test_failed_job_is_recorded_and_the_others_run(run_cli, capsys, tmp_path) ->
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "1 of 2 jobs failed" in err[0] and "batch_size-64" in err[0]
+    # The exact command that reruns the failed job (the done one is skipped).
+    assert err[0].endswith(
+        "; to rerun them (finished jobs are skipped): histae -m +experiment=smoke "
+        f"trainer.max_inputs=32 trainer.batch_size=64,16 data.count=40 hydra.sweep.dir={sweep}"
+    )
     failed, done = read_status(sweep / "batch_size-64"), read_status(sweep / "batch_size-16")
     assert failed["status"] == "failed"
     assert failed["error"].startswith("ValueError: trainer.batch_size=64 is larger than the ")
     assert done["status"] == "done"
     log = (sweep / "batch_size-64" / "histae.log").read_text()
     assert "trainer.batch_size=64 is larger than the" in log
+
+
+def test_a_sweep_that_leaves_a_job_stopped_ends_with_the_rerun_command(
+    run_cli, capsys, tmp_path, monkeypatch
+) -> None:
+    """A launcher's worker stopped by SIGTERM, a preempted cluster job: the job records
+    ``stopped`` and returns; the sweep still ends non-zero, naming it and the command."""
+    import histae.train
+    from histae.jobdir import JobDir
+
+    def worker(cfg, job_dir, on_start=None, record_failure=False, overrides=()):
+        job = JobDir(job_dir)
+        job.path.mkdir(parents=True, exist_ok=True)
+        on_start()
+        job.write_status("stopped" if cfg.loss.bins == 100 else "done")
+        return {"status": "done"}
+
+    monkeypatch.setattr(histae.train, "train", worker)
+    sweep = tmp_path / "sweep"
+    args = ["-m", *TINY, "loss.bins=50,100", f"hydra.sweep.dir={sweep}"]
+    assert run_cli(*args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"histae: error: 1 of 2 jobs stopped before their end (bins-100); see {sweep}; to rerun "
+        f"them (finished jobs are skipped): histae {' '.join(args)}"
+    ]
