@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import fcntl
 import io
 import json
 import math
 import os
 import socket
+import stat
 import time
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -132,6 +134,93 @@ class Unreadable(ValueError):
         self.name = name
 
 
+MiB = 1 << 20
+SIZE_LIMITS: dict[str, int] = {
+    STATUS: 1 * MiB,
+    SUMMARY: 16 * MiB,
+    METRICS: 64 * MiB,
+    "overrides.yaml": 1 * MiB,
+    "config.yaml": 4 * MiB,
+    "hydra.yaml": 4 * MiB,
+    MULTIRUN: 4 * MiB,
+}
+"""The largest file of each kind a reader takes (a real one is a small fraction of this)."""
+
+SAMPLES_LIMIT = 256 * MiB
+"""The most bytes samples.npz's arrays may declare, checked before any is decompressed."""
+
+
+def read_regular(path: str | os.PathLike, limit: int | None = None) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes.
+
+    Files in a job or sweep folder may come from someone else: a FIFO would block a reader for
+    ever, ``/dev/zero`` would fill memory, a link would lead outside the folder. So the file
+    is opened without following a symbolic link and without waiting (O_NONBLOCK), then
+    checked with fstat before a byte is read.
+
+    Raises:
+        FileNotFoundError: there is no such file.
+        Unreadable: a link, not a regular file, larger than ``limit``, or an OS error (named
+            by the file's name).
+    """
+    path = Path(path)
+    limit = SIZE_LIMITS.get(path.name, 64 * MiB) if limit is None else limit
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise Unreadable(path.name, "a symbolic link, not a file histae wrote") from None
+        raise Unreadable(path.name, err.strerror or type(err).__name__) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Unreadable(path.name, "not a regular file")
+        if info.st_size > limit:
+            raise Unreadable(
+                path.name, f"{info.st_size:,} bytes, more than the {limit:,} such a file may have"
+            )
+        chunks, size = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:  # grew while being read
+                raise Unreadable(path.name, f"more than the {limit:,} bytes such a file may have")
+        return b"".join(chunks)
+    except OSError as err:
+        raise Unreadable(path.name, err.strerror or type(err).__name__) from None
+    finally:
+        os.close(fd)
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses aliases: histae's and Hydra's files never use them, and
+    a few hundred bytes of nested aliases expand to billions of nodes."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases (*name) are not allowed in histae's files")
+        return super().compose_node(parent, index)
+
+
+def load_yaml(path: str | os.PathLike) -> Any:
+    """A YAML file of a job or sweep folder, bounded: a regular file under its size limit,
+    no aliases (:func:`read_regular`).
+
+    Raises:
+        FileNotFoundError: there is no such file.
+        Unreadable: it cannot be read or is not YAML.
+    """
+    path = Path(path)
+    text = read_regular(path).decode("utf-8", errors="replace")
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader: builds no objects
+    except yaml.YAMLError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise Unreadable(path.name, f"not YAML ({first[:80]})") from None
+
+
 class JobStopped(BaseException):
     """The job was asked to stop (SIGTERM, SIGINT) and left a checkpoint to resume from.
 
@@ -204,14 +293,19 @@ def parse_metrics(text: str) -> list[dict[str, Any]]:
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The rows of a metrics.csv (see :func:`parse_metrics`); OSError/ValueError if unusable."""
-    return parse_metrics(Path(path).read_text(errors="replace"))
+    """The rows of a metrics.csv (see :func:`parse_metrics`); OSError/ValueError if unusable
+    (:class:`Unreadable`, a ValueError, for a link, a FIFO or an oversized file)."""
+    return parse_metrics(read_regular(path).decode("utf-8", errors="replace"))
 
 
 def _read_object(path: Path) -> dict[str, Any]:
     """A JSON object from ``path``; Unreadable (named by file) for anything else."""
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(read_regular(path))
+    except Unreadable:
+        raise
+    except FileNotFoundError as err:
+        raise Unreadable(path.name, err.strerror or "no such file") from None
     except OSError as err:
         raise Unreadable(path.name, err.strerror or type(err).__name__) from None
     except ValueError as err:  # includes UnicodeDecodeError
@@ -273,7 +367,12 @@ class JobRecord:
     overrides: list[str] = field(default_factory=list)
 
     def final(self, split: str) -> dict[str, Any]:
-        """The last metrics row of ``split`` (train | val), or {} if there is none yet."""
+        """The final row of ``split`` (train | val): a finished job's from summary.json (the
+        record written once, at the end), else the last metrics.csv row; {} if none yet."""
+        final = self.summary.get("final") if self.state == "done" else None
+        row = final.get(split) if isinstance(final, dict) else None
+        if isinstance(row, dict) and row:
+            return row
         return next((r for r in reversed(self.rows) if r.get("split") == split), {})
 
     @property
@@ -313,11 +412,11 @@ def read_overrides(job_dir: str | os.PathLike) -> list[str]:
     """
     path = Path(job_dir) / HYDRA / "overrides.yaml"
     try:
-        data = yaml.safe_load(path.read_text(errors="replace"))
+        data = load_yaml(path)
     except FileNotFoundError:
         return []
-    except (OSError, yaml.YAMLError) as err:
-        raise Unreadable(f"{HYDRA}/overrides.yaml", type(err).__name__) from None
+    except Unreadable as err:
+        raise Unreadable(f"{HYDRA}/overrides.yaml", str(err).split(": ", 1)[-1]) from None
     if data is None:
         return []
     if not isinstance(data, list):
@@ -357,6 +456,28 @@ def read_job(job_dir: str | os.PathLike) -> JobRecord:
     return record
 
 
+def rows_agree(rows: list[dict[str, Any]], summary: Mapping[str, Any]) -> bool:
+    """Whether ``rows`` (metrics.csv) end with the summary's final train and validation rows,
+    to metrics.csv's 6 significant digits."""
+    final = summary.get("final")
+    if not isinstance(final, Mapping):
+        return True  # nothing recorded to check against
+    for split in ("train", "val"):
+        want = final.get(split)
+        if not isinstance(want, Mapping) or not want:
+            continue
+        have = next((r for r in reversed(rows) if r.get("split") == split), None)
+        if have is None or have.get("inputs") != want.get("inputs"):
+            return False
+        for key, value in want.items():
+            if key in ("inputs", "split") or finite_or_none(value) is None:
+                continue
+            got = finite_or_none(have.get(key))
+            if got is None or not math.isclose(got, float(value), rel_tol=1e-5, abs_tol=1e-12):
+                return False
+    return True
+
+
 def _first_line(text: Any) -> str | None:
     lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
     return lines[0] if lines else None
@@ -371,13 +492,42 @@ SAMPLE_KEYS = (
 )
 
 
+def _check_archive(raw: bytes, name: str) -> None:
+    """Read every array's header in an .npz (no data): numeric dtypes, and at most
+    :data:`SAMPLES_LIMIT` bytes declared in all, so a small file cannot expand to gigabytes."""
+    total = 0
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        for member in archive.infolist():
+            with archive.open(member) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            if dtype.hasobject or dtype.kind not in "biuf":
+                raise Unreadable(name, f"{member.filename} holds {dtype}, not numbers")
+            total += math.prod(shape) * dtype.itemsize
+            if total > SAMPLES_LIMIT:
+                raise Unreadable(
+                    name, f"its arrays declare more than {SAMPLES_LIMIT:,} bytes; refused"
+                )
+
+
 def read_samples(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """samples.npz as arrays (no pickles); Unreadable if it is not one."""
+    """samples.npz as arrays (no pickles); Unreadable if it is not one.
+
+    The archive is read whole first (a regular file under :data:`SAMPLES_LIMIT`), and every
+    array's declared shape and dtype is checked before any is decompressed.
+    """
     path = Path(path)
+    raw = read_regular(path, SAMPLES_LIMIT)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        _check_archive(raw, path.name)
+        with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             samples = {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, MemoryError) as err:
+        if isinstance(err, Unreadable):
+            raise
         raise Unreadable(path.name, f"not a samples archive ({type(err).__name__})") from None
     missing = [k for k in SAMPLE_KEYS if k not in samples]
     if missing:
@@ -502,6 +652,15 @@ class JobDir:
             return False
         return True
 
+    def metrics_agree(self, summary: Mapping[str, Any]) -> bool:
+        """Whether metrics.csv parses and ends with the final rows summary.json recorded (a
+        file cut to its header or mid-row, or from another run, does not)."""
+        try:
+            rows = read_metrics(self.path / METRICS)
+        except (OSError, ValueError):
+            return False
+        return rows_agree(rows, summary)
+
     def write_samples(self, samples: Mapping[str, np.ndarray | int]) -> Path:
         """samples.npz (compressed, no pickles)."""
         return atomic_write(self.path / SAMPLES, lambda f: np.savez_compressed(f, **samples))
@@ -533,8 +692,8 @@ def recorded_config(job_dir: str | os.PathLike) -> dict[str, Any] | None:
     except Unreadable:
         pass
     try:
-        data = yaml.safe_load((job_dir / HYDRA / "config.yaml").read_text(errors="replace"))
-    except (OSError, yaml.YAMLError):
+        data = load_yaml(job_dir / HYDRA / "config.yaml")
+    except (OSError, Unreadable):
         return None
     if not isinstance(data, dict):
         return None

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from PIL import Image, ImageDraw, ImageFont
 
 from histae.atomic import atomic_write
@@ -122,7 +123,13 @@ def subplots(*grid: int, figsize: tuple[float, float], **kwargs: Any) -> tuple[F
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
-    """Atomically save a matplotlib figure as PNG."""
+    """Atomically save a matplotlib figure as PNG.
+
+    Every text is drawn literally: titles, labels and legends carry swept values the user
+    typed (``+tag='$x^$'``), and matplotlib would otherwise parse ``$...$`` as maths and fail.
+    """
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return atomic_write(path, lambda f: f.write(buf.getvalue()))

@@ -167,7 +167,8 @@ def finished_summary(job: JobDir, config: dict[str, Any]) -> dict[str, Any] | No
 
 
 def rebuild_metrics(job: JobDir, summary: dict[str, Any]) -> None:
-    """Rewrite a finished job's lost or damaged metrics.csv from its checkpoint (else summary)."""
+    """Rewrite a finished job's lost, cut or damaged metrics.csv from its checkpoint (else the
+    summary's final rows)."""
     try:
         rows = load_checkpoint(job.path / CHECKPOINT)["state"]["rows"]
         source = CHECKPOINT
@@ -332,7 +333,7 @@ def run_job(
     config = job_config(cfg)
     check_folder(job.path, config, replace=not t.resume, typed=overrides)
     if t.resume and (done := finished_summary(job, config)) is not None:
-        if not job.metrics_readable():
+        if not job.metrics_agree(done):
             rebuild_metrics(job, done)
         log.info(f"[{name}] already done ({done['inputs']} inputs); skipping")
         return done

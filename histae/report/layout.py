@@ -94,6 +94,9 @@ def publish(sweep_dir: Path, staged: Path) -> Path:
     if link.exists() and not link.is_symlink():  # a report folder from before the link
         shutil.rmtree(link)
     previous = sweep_dir / os.readlink(link) if link.is_symlink() else None
+    # Read now: once the link is switched, a report written at the same time may delete this
+    # one as its "previous" (two rebuilds of one sweep at once).
+    page = (staged / INDEX).read_text()
     tmp_link = sweep_dir / f".{REPORT}-link-{uuid.uuid4().hex[:12]}"
     os.symlink(staged.name, tmp_link)
     os.replace(tmp_link, link)  # atomic: readers see the old report or the new one
@@ -101,9 +104,12 @@ def publish(sweep_dir: Path, staged: Path) -> Path:
     for old in sweep_dir.glob(f".{REPORT}-*"):
         if old == staged or old.is_symlink():
             continue
-        if old == previous or old.stat().st_mtime < stale:
-            shutil.rmtree(old, ignore_errors=True)
-    write_text(sweep_dir / INDEX, sweep_index((staged / INDEX).read_text()))
+        try:
+            if old == previous or old.stat().st_mtime < stale:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:  # another rebuild removed it first
+            continue
+    write_text(sweep_dir / INDEX, sweep_index(page))
     return link / INDEX
 
 

@@ -13,9 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from histae.jobdir import HYDRA, MULTIRUN, JobRecord, is_job_dir, read_job, recorded_config
+from histae.jobdir import (
+    HYDRA,
+    MULTIRUN,
+    JobRecord,
+    Unreadable,
+    is_job_dir,
+    load_yaml,
+    read_job,
+    recorded_config,
+)
 from histae.labels import (
     REPLICATE_KEY,
     label,
@@ -145,29 +152,32 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
     return label_jobs([load_job(d, sweep_dir) for d in find_job_dirs(sweep_dir)])
 
 
+def _multirun_section(sweep_dir: Path, *keys: str) -> Any:
+    """``multirun.yaml[hydra][keys...]``, or None where the file is missing, unreadable (a
+    link, a FIFO, too large, aliases) or of another shape."""
+    try:
+        node: Any = load_yaml(sweep_dir / MULTIRUN)
+    except (OSError, Unreadable):
+        return None
+    for key in ("hydra", *keys):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
 def read_sweep_overrides(sweep_dir: Path) -> list[str]:
     """The overrides a sweep was started with, from multirun.yaml ([] if there is none)."""
-    try:
-        config = yaml.safe_load((sweep_dir / MULTIRUN).read_text(errors="replace"))
-    except (OSError, yaml.YAMLError):
-        return []
-    if not isinstance(config, dict) or not isinstance(config.get("hydra"), dict):
-        return []
-    hydra = config["hydra"]
-    task = (hydra.get("overrides") or {}).get("task") or []
-    params = (hydra.get("sweeper") or {}).get("params") or {}
-    if not isinstance(task, list) or not isinstance(params, dict):
-        return []
+    task = _multirun_section(sweep_dir, "overrides", "task") or []
+    params = _multirun_section(sweep_dir, "sweeper", "params") or {}
+    task = task if isinstance(task, list) else []
+    params = params if isinstance(params, dict) else {}
     return [str(o) for o in task] + [f"{k}={v}" for k, v in params.items()]
 
 
 def read_sweep_lead(sweep_dir: Path) -> str | None:
     """The report's lead metric the sweep asked for (``hydra.sweeper.report_lead``), or None."""
-    try:
-        config = yaml.safe_load((sweep_dir / MULTIRUN).read_text(errors="replace"))
-        lead = config["hydra"]["sweeper"]["report_lead"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return None
+    lead = _multirun_section(sweep_dir, "sweeper", "report_lead")
     return lead if isinstance(lead, str) else None
 
 

@@ -1,0 +1,168 @@
+"""Folders received from elsewhere are untrusted input: every reader is bounded and total.
+
+Each test plants one attack in a job or sweep folder written by the real writer, then reads it
+the way the report and the sweeper do, and asserts the read ends (no hang, no memory blow-up),
+names the file, and leaves every other job reported as usual.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from histae.jobdir import (
+    SAMPLES_LIMIT,
+    Unreadable,
+    load_yaml,
+    read_job,
+    read_metrics,
+    read_regular,
+    read_samples,
+    recorded_config,
+)
+from histae.report import write_report
+from tests.helpers import ROOT, TINY, run_histae, write_job, write_sweep
+
+ALIAS_BOMB = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}" + f",*{chr(97 + i)}" * 8 + "]\n"
+    for i in range(8)
+)
+
+
+def report_in_subprocess(sweep_dir: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -m histae.report SWEEP`` with a deadline: a hang fails the test, not the run."""
+    return subprocess.run(
+        [sys.executable, "-m", "histae.report", str(sweep_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_a_fifo_a_device_and_a_link_are_refused_without_reading(tmp_path: Path) -> None:
+    fifo = tmp_path / "status.json"
+    os.mkfifo(fifo)
+    with pytest.raises(Unreadable, match=r"status\.json: not a regular file"):
+        read_regular(fifo)  # opened without waiting for a writer
+    link = tmp_path / "summary.json"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(Unreadable, match=r"summary\.json: a symbolic link"):
+        read_regular(link)
+    big = tmp_path / "metrics.csv"
+    big.write_bytes(b"x" * 1000)
+    with pytest.raises(Unreadable, match="1,000 bytes, more than the 100 such"):
+        read_regular(big, limit=100)
+
+
+def test_a_job_whose_status_is_dev_zero_is_unreadable_and_the_report_whole(
+    tmp_path: Path,
+) -> None:
+    sweep_dir = write_sweep(tmp_path / "s")
+    status = sweep_dir / "bins-200_sigma-100" / "status.json"
+    status.unlink()
+    status.symlink_to("/dev/zero")
+    samples = sweep_dir / "bins-50_sigma-100" / "samples.npz"
+    samples.unlink()
+    os.mkfifo(samples)
+    done = report_in_subprocess(sweep_dir)
+    assert done.returncode == 0, done.stderr
+    jobs = json.loads((sweep_dir / "report" / "results.json").read_text())["jobs"]
+    states = {j["job"]: (j["status"], j["error"]) for j in jobs}
+    assert states["bins-200_sigma-100"] == (
+        "unreadable",
+        "status.json: a symbolic link, not a file histae wrote",
+    )
+    assert states["bins-50_sigma-100"] == ("unreadable", "samples.npz: not a regular file")
+    assert states["bins-50_sigma-50"][0] == "done"
+
+
+def npz_declaring(shape: tuple[int, ...], dtype: str = "<f4") -> bytes:
+    """An .npz whose one array's header declares ``shape`` but holds a few bytes of data."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": dtype, "fortran_order": False, "shape": shape}
+    )
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "reconstructions.npy", b"\x93NUMPY\x01\x00" + header.getvalue()[8:] + b"\0" * 64
+        )
+    return raw.getvalue()
+
+
+def test_a_small_archive_declaring_gigabytes_is_refused_before_decompressing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "samples.npz"
+    path.write_bytes(npz_declaring((6 * 2**30 // 4,)))  # 6 GiB of float32, in a few hundred bytes
+    assert path.stat().st_size < 10_000
+    with pytest.raises(Unreadable, match=f"declare more than {SAMPLES_LIMIT:,} bytes"):
+        read_samples(path)
+    path.write_bytes(npz_declaring((4,), "|O"))
+    with pytest.raises(Unreadable, match="not numbers"):
+        read_samples(path)
+
+
+def test_yaml_aliases_are_refused_not_expanded(tmp_path: Path) -> None:
+    job = write_job(tmp_path / "job", ["loss.bins=50"])
+    (job / "summary.json").unlink()  # the config is then read from Hydra's record
+    (job / ".hydra" / "config.yaml").write_text(ALIAS_BOMB)
+    assert recorded_config(job) is None  # at once: expanding it would take minutes
+    with pytest.raises(Unreadable, match="aliases"):
+        load_yaml(job / ".hydra" / "config.yaml")
+
+
+def test_a_swept_value_with_dollars_is_drawn_literally(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "s"
+    for tag in ("$x^$", "$y_$"):
+        write_job(sweep_dir / f"tag-{tag.strip('$^_')}", ["loss.bins=50", f"+tag='{tag}'"])
+    write_report(sweep_dir)
+    assert (sweep_dir / "report" / "curves.png").stat().st_size > 1000
+
+
+def _rebuild(sweep_dir: str, rounds: int) -> int:
+    failures = 0
+    for _ in range(rounds):
+        try:
+            write_report(sweep_dir)
+        except Exception:
+            failures += 1
+    return failures
+
+
+def test_report_rebuilds_of_one_sweep_at_once_all_succeed(tmp_path: Path) -> None:
+    sweep_dir = write_sweep(tmp_path / "s")
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        failures = pool.starmap(_rebuild, [(str(sweep_dir), 4)] * 3)
+    assert failures == [0, 0, 0]
+    assert (sweep_dir / "report" / "index.html").is_file()
+    assert len(list(sweep_dir.glob(".report-*"))) <= 3  # old reports are cleaned up
+
+
+def test_a_finished_job_reports_its_summarys_finals_and_a_rerun_mends_a_cut_metrics_csv(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    assert run_histae(*TINY, f"hydra.run.dir={run}") == 0
+    summary = json.loads((run / "summary.json").read_text())
+    whole = (run / "metrics.csv").read_text()
+    for cut in (whole.splitlines()[0] + "\n", whole[: len(whole) * 2 // 3]):
+        (run / "metrics.csv").write_text(cut)
+        record = read_job(run)
+        # The report takes the finals from summary.json, not the cut file.
+        assert record.final("val")["hist_w1"] == summary["final"]["val"]["hist_w1"]
+        assert run_histae(*TINY, f"hydra.run.dir={run}") == 0  # "already done": checks, mends
+        rows = read_metrics(run / "metrics.csv")
+        assert rows[-1]["inputs"] == summary["inputs"] and rows[-1]["split"] == "val"
+        assert rows[-1]["hist_w1"] == pytest.approx(summary["final"]["val"]["hist_w1"], rel=1e-5)
