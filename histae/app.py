@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from histae.config import CONFIG_DIR, register
-from histae.hydra_compat import one_line_errors
+from histae.hydra_compat import MAIN_KWARGS, experiment_mode_args, one_line_errors
 from histae.jobdir import HYDRA, STATUS, JobDir, JobStopped, error_line
 from histae.progress import rerun_command
 
@@ -62,7 +62,7 @@ class RunEnded(SystemExit):
         self.fresh = fresh  # failed before training started: the folder holds only Hydra's record
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+@hydra.main(config_path=CONFIG_DIR, config_name="config", **MAIN_KWARGS)
 def _main(cfg: DictConfig) -> dict[str, Any]:
     """Train one job in Hydra's job folder; return its summary (sweepers read the status)."""
     hydra_cfg = HydraConfig.get()
@@ -292,6 +292,7 @@ def main() -> None:
         sys.stderr.write(f"histae: error: {clash}\n")
         sys.exit(EXIT_FAILED)
     register()  # the schemas the YAML files extend, before Hydra composes them
+    sys.argv[1:] = experiment_mode_args(sys.argv[1:], CONFIG_DIR)  # Hydra 1.4: a sweep experiment
     safe_log_records()
     for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 file name must not crash a print
         if hasattr(stream, "reconfigure"):

@@ -18,6 +18,7 @@ from torch import nn
 from histae.checkpoint import RUNTIME_KEYS
 from histae.checks import resolve_device
 from histae.data import TileSet
+from histae.hydra_compat import trusted_targets
 from histae.objective import Objective
 from histae.perf import per_tile_criterion, prepare_model
 
@@ -29,7 +30,8 @@ def build(node: DictConfig) -> Any:
     target's path; the user's problem is the wrapped one-line message, so that is what we raise.
     """
     try:
-        return instantiate(node)
+        with trusted_targets():  # Hydra 1.4's execution whitelist: histae's and torch's targets
+            return instantiate(node)
     except InstantiationException as err:
         if isinstance(err.__cause__, ValueError | OSError):
             raise err.__cause__ from None
@@ -61,6 +63,7 @@ def _composed(*overrides: str) -> dict[str, Any]:
     from hydra.core.global_hydra import GlobalHydra
 
     from histae.config import CONFIG_DIR, register
+    from histae.hydra_compat import VERSION_BASE
 
     if GlobalHydra.instance().is_initialized():  # clearing it would break the running app
         raise RuntimeError(
@@ -69,7 +72,7 @@ def _composed(*overrides: str) -> dict[str, Any]:
         )
     register()
     try:
-        with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        with initialize_config_dir(CONFIG_DIR, **VERSION_BASE):
             cfg = compose("config", overrides=list(overrides))
     finally:
         GlobalHydra.instance().clear()

@@ -14,6 +14,8 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from histae.hydra_compat import register_resolver
+
 
 @dataclass
 class ModelConf:
@@ -199,17 +201,26 @@ def distance_names() -> str:
     return ", ".join(LOSS_NAMES)
 
 
+def _stored(cs: ConfigStore, group: str, name: str) -> bool:
+    try:
+        return f"{name}.yaml" in cs.list(group)
+    except OSError:  # the group is not there yet
+        return False
+
+
 def register() -> None:
     """Register the schemas and histae's resolvers; safe to call more than once."""
     cs = ConfigStore.instance()
     for group, options in SCHEMAS.items():
         for name, node in options.items():
-            cs.store(group=f"schema/{group}", name=name, node=node)
+            # Stored once: Hydra 1.4 warns about a second store of the same name.
+            if not _stored(cs, f"schema/{group}", name):
+                cs.store(group=f"schema/{group}", name=name, node=node)
     if not OmegaConf.has_resolver("floordiv"):
-        OmegaConf.register_new_resolver("floordiv", _floordiv)
+        register_resolver("floordiv", _floordiv)
     if not OmegaConf.has_resolver("histae_groups"):
-        OmegaConf.register_new_resolver("histae_groups", user_groups)
-        OmegaConf.register_new_resolver("histae_distances", distance_names)
+        register_resolver("histae_groups", user_groups)
+        register_resolver("histae_distances", distance_names)
 
 
 register()

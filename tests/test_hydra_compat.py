@@ -60,3 +60,44 @@ def test_the_plugin_folder_is_the_one_in_this_checkout() -> None:
     import hydra_plugins.histae_sweeper.histae_sweeper as plugin
 
     assert Path(plugin.__file__).resolve().is_relative_to(ROOT)
+
+
+def test_hydra_14_gets_no_version_base_and_a_whitelist_13_gets_version_base() -> None:
+    from histae.hydra_compat import HYDRA_14, MAIN_KWARGS, TRUSTED_TARGETS, VERSION_BASE
+
+    have = tuple(int(p) for p in re.findall(r"\d+", version("hydra-core"))[:2])
+    assert HYDRA_14 is (have >= (1, 4))
+    if HYDRA_14:
+        assert VERSION_BASE == {} and MAIN_KWARGS == {"execution_whitelist": TRUSTED_TARGETS}
+    else:
+        assert VERSION_BASE == MAIN_KWARGS == {"version_base": "1.3"}
+    # Every _target_ in conf/ is trusted (Hydra 1.4 refuses the others once a whitelist is set).
+    targets = {
+        line.split(":", 1)[1].split("#")[0].strip()
+        for path in (ROOT / "conf").rglob("*.yaml")
+        for line in path.read_text().splitlines()
+        if line.strip().startswith("_target_:")
+    }
+    prefixes = [p.removesuffix("*") for p in TRUSTED_TARGETS]
+    assert targets and all(t.startswith(tuple(prefixes)) for t in targets), targets
+
+
+def test_a_sweep_experiment_gets_minus_m_on_hydra_14_only(tmp_path: Path) -> None:
+    from histae.hydra_compat import HYDRA_14, experiment_mode_args
+
+    conf = ROOT / "conf"
+    args = ["+experiment=histloss", "data=procedural"]
+    assert experiment_mode_args(args, conf) == (["-m", *args] if HYDRA_14 else args)
+    for unchanged in (["+experiment=smoke"], ["-m", *args], ["--cfg", "job", *args], ["loss=l1"]):
+        assert experiment_mode_args(unchanged, conf) == unchanged
+
+
+def test_registering_twice_warns_of_nothing() -> None:
+    import warnings
+
+    from histae.config import register
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        register()
+        register()
