@@ -87,8 +87,20 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> Path
     return write_bytes(path, wrapped.getvalue(), what="the checkpoint")
 
 
-def _refuse(path: str | os.PathLike, why: str) -> ValueError:
-    return ValueError(f"{path} {why}; delete it or run with trainer.resume=false to start over")
+class CheckpointError(ValueError):
+    """A checkpoint cannot be resumed from: one line naming the file and what is wrong. The job
+    refuses before it records anything, so its status stays what it was."""
+
+
+def _refuse(path: str | os.PathLike, why: str) -> CheckpointError:
+    return CheckpointError(
+        f"{path} {why}; delete it or run with trainer.resume=false to start over"
+    )
+
+
+def refuse(path: str | os.PathLike, why: str) -> CheckpointError:
+    """The error for a checkpoint whose ``why`` part is wrong (see :class:`CheckpointError`)."""
+    return _refuse(path, why)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

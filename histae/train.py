@@ -9,6 +9,7 @@ through :class:`histae.jobdir.JobDir`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import math
@@ -24,8 +25,10 @@ from torch import Tensor
 
 from histae.build import Setup, build_job, job_config, seed_everything
 from histae.checkpoint import (
+    CheckpointError,
     check_resumable,
     load_checkpoint,
+    refuse,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -127,6 +130,8 @@ def save_job_checkpoint(
     cpu_state = asdict(state)
     cpu_state["window"] = {k: v.cpu() for k, v in state.window.items()}
     checkpoint: dict[str, Any] = {"model": setup.model.state_dict(), "state": cpu_state}
+    # CPU results are bitwise only at a fixed thread count: a resume compares it (restore).
+    checkpoint["threads"] = torch.get_num_threads()
     if finished:
         checkpoint["weights_only"] = True
     else:
@@ -139,23 +144,74 @@ def save_job_checkpoint(
     save_checkpoint(job.path / CHECKPOINT, checkpoint | {"config": config})
 
 
-def restore(setup: Setup, checkpoint: dict[str, Any]) -> TrainState:
+def restore(setup: Setup, checkpoint: dict[str, Any], path: Path) -> TrainState:
     """Load a checkpoint's weights, optimizer, scheduler and RNG states; return its state.
 
-    A finished job's (``weights_only``) has no steps left: its weights and state are enough."""
-    setup.model.load_state_dict(checkpoint["model"])
-    if checkpoint.get("weights_only"):
-        state = TrainState(**checkpoint["state"])
-        state.window = {k: v.to(setup.device) for k, v in state.window.items()}
-        return state
-    setup.optimizer.load_state_dict(checkpoint["optimizer"])
-    setup.scheduler.load_state_dict(checkpoint["scheduler"])
-    if "criterion" in checkpoint:  # a loss's own state: sliced_w's direction generator
-        setup.objective.criterion.load_state_dict(checkpoint["criterion"])
-    set_rng_state(checkpoint["rng"])
-    state = TrainState(**checkpoint["state"])
+    A finished job's (``weights_only``) has no steps left: its weights and state are enough.
+    Every part is checked as it is loaded: a part that does not fit (a digest-valid file whose
+    inside was edited, another network) is refused naming ``path`` and the part.
+
+    Raises:
+        CheckpointError: one line naming the file and the part that is wrong.
+    """
+    state = _state_of(checkpoint.get("state"), path)
+    parts = [("model", setup.model)]
+    if not checkpoint.get("weights_only"):
+        parts += [("optimizer", setup.optimizer), ("scheduler", setup.scheduler)]
+        if "criterion" in checkpoint:  # a loss's own state: sliced_w's direction generator
+            parts.append(("criterion", setup.objective.criterion))
+    for key, target in parts:
+        try:
+            target.load_state_dict(checkpoint[key])
+        except Exception as err:
+            article = "an" if key[0] in "aeiou" else "a"
+            why = f"has {article} {key} part that does not fit ({_first(err)})"
+            raise refuse(path, why) from None
+    if not checkpoint.get("weights_only"):
+        try:
+            set_rng_state(checkpoint["rng"])
+        except Exception as err:
+            raise refuse(path, f"has unusable random generator states ({_first(err)})") from None
+    threads = checkpoint.get("threads")
+    if isinstance(threads, int) and threads != torch.get_num_threads():
+        log.warning(
+            f"{path} was written with {threads} CPU threads, this run uses "
+            f"{torch.get_num_threads()}: it goes on, but will not match an uninterrupted run "
+            f"bitwise (trainer.threads={threads} keeps it exact)"
+        )
     state.window = {k: v.to(setup.device) for k, v in state.window.items()}
     return state
+
+
+def _first(err: BaseException) -> str:
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    return f"{type(err).__name__}: {lines[0][:100]}" if lines else type(err).__name__
+
+
+_STATE_TYPES = {f.name: f.type for f in dataclasses.fields(TrainState)}
+
+
+def _state_of(raw: Any, path: Path) -> TrainState:
+    """A checkpoint's training state, checked key by key (no silent defaults)."""
+    if not isinstance(raw, dict):
+        raise refuse(path, "has a state part that is not a mapping")
+    missing = sorted(set(_STATE_TYPES) - set(raw))
+    extra = sorted(set(raw) - set(_STATE_TYPES))
+    if missing or extra:
+        what = f"lacks {', '.join(missing)}" if missing else f"has unknown {', '.join(extra)}"
+        raise refuse(path, f"has a state part that {what}")
+    for key in ("inputs", "step", "epoch", "position", "next_log", "next_val", "window_inputs"):
+        value = raw[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise refuse(path, f"has state.{key} = {str(value)[:40]}, not a count")
+    if not isinstance(raw["rows"], list) or not all(isinstance(r, dict) for r in raw["rows"]):
+        raise refuse(path, "has state.rows that is not a list of metrics rows")
+    window = raw["window"]
+    if not isinstance(window, dict) or not all(isinstance(v, Tensor) for v in window.values()):
+        raise refuse(path, "has state.window that is not a mapping of tensors")
+    if not isinstance(raw["wall_time"], int | float) or isinstance(raw["wall_time"], bool):
+        raise refuse(path, "has state.wall_time that is not a number")
+    return TrainState(**raw)
 
 
 def finished_summary(job: JobDir, config: dict[str, Any]) -> dict[str, Any] | None:
@@ -208,8 +264,8 @@ def setup_failures(
     then records ``failed`` with the reason, so the report lists it with its error."""
     try:
         yield
-    except Exception:
-        if not record:
+    except Exception as err:
+        if not record or isinstance(err, CheckpointError):  # the job's status stays as it was
             raise
         with job.recording():
             if on_start is not None:
@@ -346,14 +402,18 @@ def run_job(
             job.path / CHECKPOINT if t.resume and (job.path / CHECKPOINT).exists() else None
         )
         checkpoint = load_checkpoint(resume_from) if resume_from else None
+        restored = None
         if checkpoint is not None:
             check_resumable(
                 checkpoint, config, job.path / CHECKPOINT, typed_in(job.path, overrides)
             )
-            if checkpoint.get("weights_only") and checkpoint["state"]["inputs"] < t.max_inputs:
-                raise ValueError(
-                    f"{job.path / CHECKPOINT} holds only the weights of a finished job, not the "
-                    "state to train on; use trainer.resume=false to start over"
+            # Restored here, before the folder is recorded: a checkpoint that does not fit
+            # leaves the job's status as it was.
+            restored = restore(setup, checkpoint, job.path / CHECKPOINT)
+            if checkpoint.get("weights_only") and restored.inputs < t.max_inputs:
+                raise refuse(
+                    job.path / CHECKPOINT,
+                    "holds only the weights of a finished job, not the state to train on",
                 )
     train_tiles, val_tiles = torch.from_numpy(setup.tiles.train), torch.from_numpy(setup.tiles.val)
     train_tiles = overfit_tiles(train_tiles, cfg)  # debug=overfit: the first batch only
@@ -361,8 +421,8 @@ def run_job(
     with job.recording(), stop_signals() as stop:
         # --- resume, or start
         state = TrainState(next_log=t.log_every_inputs, next_val=t.val_every_inputs)
-        if checkpoint is not None:
-            state = restore(setup, checkpoint)
+        if restored is not None:
+            state = restored
             log.info(f"[{name}] resuming at {state.inputs} inputs")
         if on_start is not None:
             on_start()

@@ -105,7 +105,8 @@ def test_summary_status_and_checkpoint(tiny_job) -> None:
     assert status["status"] == "done" and status["inputs"] == cfg.trainer.max_inputs
     checkpoint = load_checkpoint(job_dir / "checkpoint.pt")
     # Finished: the weights, counters and config, not the optimizer or RNG states.
-    assert set(checkpoint) == {"model", "state", "config", "weights_only"}
+    assert set(checkpoint) == {"model", "state", "config", "weights_only", "threads"}
+    assert checkpoint["threads"] == torch.get_num_threads()  # bitwise only at this count
     assert checkpoint["state"]["inputs"] == cfg.trainer.max_inputs
     samples = np.load(job_dir / "samples.npz")
     assert samples["originals"].shape == (16, 3, 32, 32)

@@ -11,6 +11,7 @@ import io
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -19,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from histae.atomic import FAULT_ENV
+from histae.checkpoint import load_checkpoint, save_checkpoint
 from histae.jobdir import (
     SAMPLES_LIMIT,
     Unreadable,
@@ -166,3 +169,53 @@ def test_a_finished_job_reports_its_summarys_finals_and_a_rerun_mends_a_cut_metr
         rows = read_metrics(run / "metrics.csv")
         assert rows[-1]["inputs"] == summary["inputs"] and rows[-1]["split"] == "val"
         assert rows[-1]["hist_w1"] == pytest.approx(summary["final"]["val"]["hist_w1"], rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def stopped_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny job stopped by SIGTERM during its first checkpoint (96 of 192 inputs)."""
+    run = tmp_path_factory.mktemp("stopped") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(FAULT_ENV, "checkpoint.pt:TERM:1")
+        assert run_histae(*TINY, f"hydra.run.dir={run}") == 143
+    status = json.loads((run / "status.json").read_text())
+    assert (status["status"], status["inputs"]) == ("stopped", 96)
+    return run
+
+
+@pytest.mark.parametrize(
+    ("edit", "part"),
+    [
+        (lambda c: c.update(state={}), "has a state part that lacks"),
+        (lambda c: c["state"].update(inputs=(1, 2)), "has state.inputs = (1, 2), not a count"),
+        (lambda c: c["model"].popitem(), "has a model part that does not fit"),
+        (lambda c: c.update(optimizer={"state": 3}), "has an optimizer part that does not fit"),
+    ],
+)
+def test_an_edited_checkpoint_is_refused_naming_the_part_and_the_status_stays(
+    stopped_job: Path, tmp_path: Path, capsys: pytest.CaptureFixture, edit, part: str
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(stopped_job, run)
+    checkpoint = load_checkpoint(run / "checkpoint.pt")
+    edit(checkpoint)
+    save_checkpoint(run / "checkpoint.pt", checkpoint)  # a valid digest over an edited inside
+    status_before = (run / "status.json").read_bytes()
+    code = run_histae(*TINY, f"hydra.run.dir={run}")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1, err
+    assert "checkpoint.pt" in err[0] and part in err[0] and "Traceback" not in err[0]
+    assert (run / "status.json").read_bytes() == status_before  # still "stopped 96"
+
+
+def test_a_resume_under_another_thread_count_says_it_is_no_longer_bitwise(
+    stopped_job: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(stopped_job, run)
+    recorded = load_checkpoint(run / "checkpoint.pt")["threads"]
+    other = 1 if recorded != 1 else 2
+    assert run_histae(*TINY, f"trainer.threads={other}", f"hydra.run.dir={run}") == 0
+    log = (run / "histae.log").read_text()
+    assert f"written with {recorded} CPU threads, this run uses {other}" in log
+    assert f"(trainer.threads={recorded} keeps it exact)" in log
