@@ -250,12 +250,13 @@ def sweep_folder(job_dir: Path) -> Path | None:
     if not HydraConfig.initialized():
         return None
     hydra_cfg = HydraConfig.get()
-    # A job outside Hydra's (a test calling train after an app ran) is no sweep's.
+    # A job outside Hydra's (a test calling train after an app ran) is no sweep's; nor is the
+    # sweep's own process (its config has no job folder).
+    output_dir = OmegaConf.select(hydra_cfg, "runtime.output_dir", default=None)
+    if hydra_cfg.mode != RunMode.MULTIRUN or output_dir is None:
+        return None
     job_dir = job_dir.resolve()
-    if (
-        hydra_cfg.mode != RunMode.MULTIRUN
-        or Path(hydra_cfg.runtime.output_dir).resolve() != job_dir
-    ):
+    if Path(output_dir).resolve() != job_dir:
         return None
     depth = len(Path(str(hydra_cfg.sweep.subdir)).parts)
     return job_dir.parents[depth - 1] if depth else job_dir
