@@ -24,7 +24,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from histae.config import CONFIG_DIR, register
 from histae.hydra_compat import MAIN_KWARGS, experiment_mode_args, one_line_errors
-from histae.jobdir import HYDRA, STATUS, JobDir, JobStopped, error_line
+from histae.jobdir import (
+    HYDRA,
+    STATUS,
+    JobDir,
+    JobStopped,
+    UnsafeFolder,
+    check_writable,
+    error_line,
+)
 from histae.progress import rerun_command
 
 log = logging.getLogger("histae")
@@ -67,9 +75,24 @@ def _main(cfg: DictConfig) -> dict[str, Any]:
     """Train one job in Hydra's job folder; return its summary (sweepers read the status)."""
     hydra_cfg = HydraConfig.get()
     job_dir = Path(hydra_cfg.runtime.output_dir)
+    # Hydra made the folder just now if it holds nothing but the job's log, still empty (Hydra
+    # opened it; nothing is logged yet): only then may a failed start remove it.
+    log_file = job_dir / f"{hydra_cfg.job.name}.log"
+    made_here = job_dir.is_dir() and all(
+        p == log_file and p.is_file() and not p.is_symlink() and p.stat().st_size == 0
+        for p in job_dir.iterdir()
+    )
     if cfg.trainer.threads == 0:
         cfg.trainer.threads = launcher_threads(hydra_cfg)
     started = (job_dir / STATUS).exists()
+    single = hydra_cfg.mode == RunMode.RUN
+    try:  # before anything is written or logged: no write may go through a link
+        check_writable(job_dir, f"{hydra_cfg.job.name}.log")
+    except UnsafeFolder as err:
+        if not single:
+            raise
+        sys.stderr.write(f"histae: error: {err}\n")
+        raise RunEnded(EXIT_FAILED, job_dir, fresh=made_here) from err
 
     def record_config() -> None:
         JobDir(job_dir).record_hydra(
@@ -78,7 +101,6 @@ def _main(cfg: DictConfig) -> dict[str, Any]:
             list(hydra_cfg.overrides.task),
         )
 
-    single = hydra_cfg.mode == RunMode.RUN
     from histae.train import train  # torch and the training stack: not for --help or --cfg
 
     try:
@@ -99,7 +121,9 @@ def _main(cfg: DictConfig) -> dict[str, Any]:
         # Hydra would print a trimmed traceback; one line says it better (and only once).
         sys.stderr.write(f"histae: error: {condense(err)}\n")
         raise RunEnded(
-            EXIT_FAILED, job_dir, fresh=not started and not (job_dir / STATUS).exists()
+            EXIT_FAILED,
+            job_dir,
+            fresh=made_here and not started and not (job_dir / STATUS).exists(),
         ) from err
     if single:
         from histae.report import outputs_index_of, write_job_page
@@ -120,8 +144,10 @@ def result_paths(job_dir: Path, page: Path, index: Path | None) -> str:
 
 
 def remove_unstarted_run(job_dir: Path) -> None:
-    """Delete a run folder that holds only what Hydra made before a bad start (and its log)."""
-    if not job_dir.is_dir():
+    """Delete a run folder this run made (it was empty when the job began) after a bad start,
+    if it still holds only the job's record and log; a folder that held anything before is
+    never touched (the caller knows which: ``RunEnded.fresh``)."""
+    if not job_dir.is_dir() or job_dir.is_symlink():
         return
     names = {p.name for p in job_dir.iterdir()}
     if names <= {HYDRA} | {n for n in names if n.endswith(".log")}:

@@ -208,9 +208,36 @@ def _stored(cs: ConfigStore, group: str, name: str) -> bool:
         return False
 
 
+JOB_LOGGING: dict[str, Any] = {
+    # Hydra's default job logging, except that the log file opens on its first line
+    # (``delay``): the job checks its folder first, so a received folder whose log is a link
+    # to a file elsewhere is refused before anything is opened through it.
+    "version": 1,
+    "formatters": {"simple": {"format": "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "simple",
+            "stream": "ext://sys.stdout",
+        },
+        "file": {
+            "class": "logging.FileHandler",
+            "formatter": "simple",
+            "filename": "${hydra.runtime.output_dir}/${hydra.job.name}.log",
+            "delay": True,
+        },
+    },
+    "root": {"level": "INFO", "handlers": ["console", "file"]},
+    "disable_existing_loggers": False,
+}
+"""``hydra/job_logging=histae``, conf/config.yaml's choice."""
+
+
 def register() -> None:
-    """Register the schemas and histae's resolvers; safe to call more than once."""
+    """Register the schemas, the job logging and histae's resolvers; safe to call again."""
     cs = ConfigStore.instance()
+    if not _stored(cs, "hydra/job_logging", "histae"):
+        cs.store(group="hydra/job_logging", name="histae", node=JOB_LOGGING)
     for group, options in SCHEMAS.items():
         for name, node in options.items():
             # Stored once: Hydra 1.4 warns about a second store of the same name.

@@ -539,6 +539,84 @@ def read_samples(path: str | os.PathLike) -> dict[str, np.ndarray]:
 # Writing: one JobDir per running job
 
 
+class UnsafeFolder(ValueError):
+    """A job folder histae must not write into: one line naming the path and why."""
+
+
+WRITTEN_DIRS = (HYDRA, GRIDS)
+"""Folders a job creates and writes into."""
+
+
+def check_writable(job_dir: str | os.PathLike, log_name: str = "histae.log") -> None:
+    """Refuse a job folder whose writes could land outside it, before anything is written.
+
+    histae writes only regular files and folders it creates inside the job folder, never
+    through a symbolic link: a received folder whose ``.hydra``, ``reconstructions``, log or
+    ``.lock`` is a link to another folder would otherwise carry the job's writes there.
+    Atomic writes replace a link to a file by a file (the rename replaces the link, not its
+    target), but a linked folder, an appended log or the lock would follow it.
+
+    Raises:
+        UnsafeFolder: the folder is a link or not a folder; one of the names histae writes is
+            a link, or of the wrong kind (a folder where a file goes, a FIFO, ...).
+    """
+    job_dir = Path(job_dir)
+    check_name_lengths(job_dir)
+    if not log_name or "/" in log_name or log_name.startswith("."):
+        raise UnsafeFolder(
+            f"hydra.job.name: {log_name[:-4]!r} would put the job's log outside its folder; use "
+            "a plain name (the default is histae)"
+        )
+    if job_dir.is_symlink():
+        raise UnsafeFolder(
+            f"{job_dir} is a symbolic link: histae writes only into folders it creates; use "
+            "another folder (hydra.run.dir=... / hydra.sweep.dir=...)"
+        )
+    if not job_dir.exists():
+        return
+    if not job_dir.is_dir():
+        raise UnsafeFolder(f"{job_dir} is not a folder; choose another folder for the job")
+    files = [*(n.rstrip("/") for n in FILES if not n.endswith("/") and "*" not in n)]
+    files += [LOCK, log_name] + [
+        f"{HYDRA}/{n}" for n in ("config.yaml", "hydra.yaml", "overrides.yaml")
+    ]
+    for name in (*WRITTEN_DIRS, *files):
+        path = job_dir / name
+        if path.is_symlink():
+            raise UnsafeFolder(
+                f"{path} is a symbolic link: histae does not write through links; remove it "
+                "(or use another folder)"
+            )
+        if not path.exists():
+            continue
+        ok = path.is_dir() if name in WRITTEN_DIRS else path.is_file()
+        if not ok:
+            kind = "a folder" if name in WRITTEN_DIRS else "a regular file"
+            raise UnsafeFolder(f"{path} is not {kind}; remove it (or use another folder)")
+
+
+def check_name_lengths(path: str | os.PathLike) -> None:
+    """Refuse a path with a component longer than the file system allows (255 bytes on most),
+    before anything is written: a 300-character swept value otherwise fails half-way.
+
+    Raises:
+        UnsafeFolder: naming the component (shortened) and its length.
+    """
+    path = Path(os.path.abspath(path))
+    existing = next((p for p in (path, *path.parents) if p.is_dir()), Path("/"))
+    try:
+        limit = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    for part in path.parts:
+        size = len(os.fsencode(part))
+        if size > limit:
+            raise UnsafeFolder(
+                f"folder name {part[:40]}... is {size} bytes, more than the {limit} a name may "
+                "have here; shorten the swept values or set hydra.sweep.subdir / hydra.run.dir"
+            )
+
+
 class FolderInUse(RuntimeError):
     """Another live process is writing this job folder."""
 
@@ -564,7 +642,11 @@ class JobDir:
             FolderInUse: another process (two commands pointed at one folder) holds it.
         """
         self.path.mkdir(parents=True, exist_ok=True)
-        lock = open(self.path / LOCK, "ab")  # noqa: SIM115  (held for the job's lifetime)
+        # No-follow: a received folder's .lock may be a link to a file elsewhere.
+        fd = os.open(
+            self.path / LOCK, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        )
+        lock = os.fdopen(fd, "ab")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

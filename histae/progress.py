@@ -231,8 +231,9 @@ def sweep_eta(elapsed: float, done: Sequence[float], left: Sequence[float]) -> f
     return elapsed * sum(left) / work
 
 
-# How a job ended, as the sweeper tells it; "skipped": it was already done, nothing ran.
-ENDINGS = ("done", "failed", "diverged", "stopped", "skipped")
+# How a job ended, as the sweeper tells it; "skipped": it was already done, nothing ran;
+# "held": another histae was running it (the same sweep started twice), nothing ran here.
+ENDINGS = ("done", "failed", "diverged", "stopped", "skipped", "held")
 
 
 class SweepProgress:
@@ -272,7 +273,7 @@ class SweepProgress:
         """Seconds left for the sweep, from the jobs ended so far (None before any ended)."""
         if self.first is None:
             return None
-        counted = [i for i, how in self.ended.items() if how != "skipped"]
+        counted = [i for i, how in self.ended.items() if how not in ("skipped", "held")]
         left = [c for i, c in enumerate(self.costs) if i not in self.ended]
         # Skipped jobs took no time: they leave the elapsed time and the work done alike.
         elapsed = self.clock() - self.first

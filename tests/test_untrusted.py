@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from histae.jobdir import (
     recorded_config,
 )
 from histae.report import write_report
-from tests.helpers import ROOT, TINY, run_histae, write_job, write_sweep
+from tests.helpers import ROOT, TINY, histae, run_histae, write_job, write_sweep
 
 ALIAS_BOMB = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}" + f",*{chr(97 + i)}" * 8 + "]\n"
@@ -219,3 +220,114 @@ def test_a_resume_under_another_thread_count_says_it_is_no_longer_bitwise(
     log = (run / "histae.log").read_text()
     assert f"written with {recorded} CPU threads, this run uses {other}" in log
     assert f"(trainer.threads={recorded} keeps it exact)" in log
+
+
+# ----------------------------------------------------------------------------------------------
+# Writers: nothing written through a link, nothing deleted that histae did not make
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (links not followed), by relative path, with its bytes."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+@pytest.mark.parametrize(
+    "name", [".hydra", "reconstructions", "histae.log", ".lock", "metrics.csv"]
+)
+def test_a_received_job_with_a_link_inside_is_refused_and_nothing_outside_changes(
+    stopped_job: Path, tmp_path: Path, capsys: pytest.CaptureFixture, name: str
+) -> None:
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    shutil.copytree(stopped_job, run)
+    target = run / name
+    if target.is_dir():
+        shutil.copytree(target, elsewhere)
+        shutil.rmtree(target)
+    else:
+        elsewhere.mkdir()
+        if target.exists():
+            shutil.copy(target, elsewhere / name)
+        else:
+            (elsewhere / name).write_bytes(b"")
+        target.unlink(missing_ok=True)
+        elsewhere = elsewhere / name
+    target.symlink_to(elsewhere)
+    before = snapshot(elsewhere) if elsewhere.is_dir() else {"": elsewhere.read_bytes()}
+    status = (run / "status.json").read_bytes()
+    assert run_histae(*TINY, f"hydra.run.dir={run}") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{target} is a symbolic link" in err[0], err
+    after = snapshot(elsewhere) if elsewhere.is_dir() else {"": elsewhere.read_bytes()}
+    assert after == before and (run / "status.json").read_bytes() == status
+
+
+def test_a_failing_run_keeps_a_folder_it_did_not_make(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    mine = tmp_path / "mylogs"
+    mine.mkdir()
+    (mine / "audit.log").write_text("precious\n")
+    assert run_histae(*TINY, f"hydra.run.dir={mine}", "trainer.batch_size=0") == 1
+    assert "trainer.batch_size" in capsys.readouterr().err
+    assert (mine / "audit.log").read_text() == "precious\n"
+    # A folder the failing run made itself is removed, as before.
+    fresh = tmp_path / "fresh"
+    assert run_histae(*TINY, f"hydra.run.dir={fresh}", "trainer.batch_size=0") == 1
+    assert not fresh.exists()
+
+
+def test_a_job_folder_that_is_a_link_or_a_file_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    assert run_histae(*TINY, f"hydra.run.dir={tmp_path / 'link'}") == 1
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert list(real.iterdir()) == []
+    # A sweep whose job folder is a link is refused whole, before anything is written.
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "bins-50").symlink_to(real)
+    code = run_histae("-m", *TINY, "loss.bins=50,100", f"hydra.sweep.dir={sweep}")
+    err = capsys.readouterr().err
+    assert code == 1 and "bins-50 is a symbolic link" in err, err
+    assert sorted(p.name for p in sweep.iterdir()) == ["bins-50"]
+    assert list(real.iterdir()) == []
+
+
+def test_a_too_long_folder_name_and_a_job_name_with_a_path_are_refused_before_any_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    sweep = tmp_path / "sweep"
+    code = run_histae("-m", *TINY, f"+tag={'x' * 300},y", f"hydra.sweep.dir={sweep}")
+    err = capsys.readouterr().err
+    assert code == 1 and "bytes, more than the" in err and len(err.strip().splitlines()) == 1
+    assert not sweep.exists()  # not even multirun.yaml
+    run = tmp_path / "run"
+    assert run_histae(*TINY, f"hydra.run.dir={run}", "hydra.job.name=../x") == 1
+    assert "hydra.job.name" in capsys.readouterr().err
+    assert not (tmp_path / "x.log").exists()
+
+
+@pytest.mark.slow
+def test_two_identical_sweeps_at_once_the_one_held_out_says_so(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = ["-m", *TINY, "trainer.max_inputs=960", "loss.bins=50,100", f"hydra.sweep.dir={sweep}"]
+    first = histae(*args)
+    time.sleep(0)  # both start at once; whichever locks a job first runs it
+    second = histae(*args)
+    results = [p.communicate(timeout=600) for p in (first, second)]
+    codes = [p.returncode for p in (first, second)]
+    errors = [err for _, err in results]
+    assert codes == [0, 0], errors
+    for job in ("bins-50", "bins-100"):
+        assert json.loads((sweep / job / "status.json").read_text())["status"] == "done"
+    held = [err for err in errors if "held by another histae" in err]
+    # With two jobs, the loser finds at least one held (or none, if one sweep ended first).
+    assert all("failed" not in err for err in errors), errors
+    assert len(held) <= 2

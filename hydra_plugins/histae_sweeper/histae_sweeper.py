@@ -228,7 +228,7 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
         """Compose and check every job, and the folders they will write, before any write."""
         from histae.build import job_config
         from histae.checks import check_config, check_folder
-        from histae.jobdir import error_line
+        from histae.jobdir import UnsafeFolder, check_name_lengths, check_writable, error_line
 
         assert self.config is not None and self.hydra_context is not None
         if self.report_lead is not None:
@@ -242,6 +242,10 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
         self.estimates: list[JobEstimate] = []
         self.folders: list[Path] = []  # each job's folder
         self.resumes: list[bool] = []  # each job's trainer.resume
+        try:
+            check_name_lengths(sweep_dir)
+        except UnsafeFolder as err:
+            raise SweepRefused(f"hydra.sweep.dir: {err}") from None
         for batch in self.overrides:
             for job in batch:
                 shown = " ".join(o for o in job if not o.startswith("hydra.sweep.subdir="))
@@ -249,6 +253,7 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
                     cfg = loader.load_sweep_config(self.config, list(job))
                     HydraConfig.instance().set_config(cfg)
                     subdir = cfg.hydra.sweep.subdir
+                    job_name = str(cfg.hydra.job.name)
                     with open_dict(cfg):
                         del cfg["hydra"]
                     check_config(cfg)
@@ -258,6 +263,10 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
                     raise SweepRefused(f"job {shown}: {error_line(err)}") from err
                 self.folders.append(sweep_dir / str(subdir))
                 self.resumes.append(bool(cfg.trainer.resume))
+                try:  # before any write: no job may write through a link or fail on a long name
+                    check_writable(sweep_dir / str(subdir), f"{job_name}.log")
+                except UnsafeFolder as err:
+                    raise SweepRefused(f"job {shown}: {err}") from None
                 if not self._subdir_is_set_by_user():
                     check_folder(
                         sweep_dir / str(subdir),
@@ -274,7 +283,7 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
         and ends, with the sweep's ETA (:class:`histae.progress.SweepProgress`). A sweep that
         leaves jobs failed or stopped ends with the command that reruns them.
         """
-        from histae.jobdir import MULTIRUN, JobStopped, error_line
+        from histae.jobdir import MULTIRUN, FolderInUse, JobStopped, error_line
         from histae.progress import SweepProgress, rerun_command
 
         assert self.config is not None and self.launcher is not None
@@ -299,6 +308,7 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
         one_by_one = type(self.launcher).__name__ == "BasicLauncher"
         returns: list[Sequence[JobReturn]] = []
         failed: list[str] = []
+        held: list[str] = []  # jobs another histae was running (the same sweep, twice)
         diverged: list[str] = []
         done = 0
         quiet = _LaunchLines()
@@ -320,6 +330,10 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
                         ending = "skipped" if skip else "done"
                         if result.status == JobStatus.FAILED:
                             error = job_error(result)
+                            if isinstance(error, FolderInUse):
+                                held.append(name)
+                                endings.append("held")
+                                continue
                             failed.append(f"{name}: {error_line(error) if error else 'failed'}")
                             ending = "failed"
                         elif isinstance(result.return_value, dict) and (
@@ -339,7 +353,14 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
             launcher_log.removeFilter(quiet)
             if self.report:
                 self._write_report(sweep_dir, self.report_lead)
-        stopped_jobs = self._stopped_jobs()
+        if held:
+            # Not this command's failures: another histae holds them and writes their ending.
+            log.warning(
+                f"{len(held)} of {done} jobs were held by another histae running in this sweep "
+                f"folder ({', '.join(held)}); it finishes them. Rerun this command once it has "
+                "ended to see them all (finished jobs are skipped)."
+            )
+        stopped_jobs = [j for j in self._stopped_jobs() if j not in held]
         if failed or diverged or stopped_jobs:
             parts = [f"{len(failed)} of {done} jobs failed ({'; '.join(failed)})"] if failed else []
             if stopped_jobs:
