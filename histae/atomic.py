@@ -12,6 +12,7 @@ import functools
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -56,12 +57,17 @@ def _umask() -> int:
 
 
 def atomic_write(
-    path: str | os.PathLike, write: Callable[[IO[bytes]], Any], what: str | None = None
+    path: str | os.PathLike,
+    write: Callable[[IO[bytes]], Any],
+    what: str | None = None,
+    size: int | None = None,
 ) -> Path:
     """Call ``write(file)`` on a temp file in ``path``'s folder, then rename it over ``path``.
 
     On a full disk raises :class:`NoSpaceError` ``no space left on <folder>: <what> needs about
-    N MB`` (``what`` defaults to the file's name), and ``path`` keeps its previous content.
+    N MB, M MB are free`` (``what`` defaults to the file's name; N is ``size`` when the caller
+    knows it, else what was written before the disk filled), and ``path`` keeps its previous
+    content.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,11 +83,16 @@ def atomic_write(
             except OSError as err:
                 if err.errno not in (errno.ENOSPC, errno.EDQUOT):
                     raise
-                size = max(f.tell(), 1)
+                needed = max(size or 0, f.tell(), 1)
+                try:
+                    free = f", {shutil.disk_usage(path.parent).free / 2**20:.0f} MB are free"
+                except OSError:
+                    free = ""
+                at_least = "" if size else "at least "
                 raise NoSpaceError(
                     err.errno,
-                    f"no space left on {path.parent}: {what or path.name} needs about "
-                    f"{math.ceil(size / 2**20)} MB",
+                    f"no space left on {path.parent}: {what or path.name} needs {at_least}about "
+                    f"{math.ceil(needed / 2**20)} MB{free}",
                 ) from None
         os.replace(tmp, path)
     except BaseException:
@@ -92,7 +103,7 @@ def atomic_write(
 
 def write_bytes(path: str | os.PathLike, data: bytes, what: str | None = None) -> Path:
     """Atomically write ``data`` to ``path``."""
-    return atomic_write(path, lambda f: f.write(data), what)
+    return atomic_write(path, lambda f: f.write(data), what, size=len(data))
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

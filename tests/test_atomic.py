@@ -36,11 +36,25 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_file(tmp_path) -> None:
 
     with pytest.raises(
         NoSpaceError,
-        match=rf"^no space left on {re.escape(str(tmp_path))}: the checkpoint needs about 3 MB$",
+        match=rf"^no space left on {re.escape(str(tmp_path))}: the checkpoint needs at least "
+        r"about 3 MB, \d+ MB are free$",
     ):
         atomic_write(target, fill, what="the checkpoint")
     assert target.read_text() == "good"
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_a_full_disk_names_the_whole_size_when_it_is_known(tmp_path) -> None:
+    # The disk fills after 1 MB of an 84 MB write: the message names 84, not what fitted.
+    target = tmp_path / "checkpoint.pt"
+
+    def fill(f) -> None:
+        f.write(b"x" * 2**20)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(NoSpaceError, match=r"the checkpoint needs about 84 MB, \d+ MB are free$"):
+        atomic_write(target, fill, what="the checkpoint", size=84 * 2**20)
+    assert not target.exists()
 
 
 def test_stale_temps_of_a_killed_writer_are_removed(tmp_path) -> None:
