@@ -39,8 +39,36 @@ def check_config(cfg: DictConfig) -> None:
     lr = cfg.optimizer.get("lr")
     if lr is not None and not (_finite(lr) and lr > 0):
         raise ValueError(f"optimizer.lr must be a finite number > 0, got {lr}")
+    check_optimizer(cfg)
+    check_scheduler(cfg)
     check_histogram_memory(cfg)
     resolve_device(t.device)
+
+
+def check_optimizer(cfg: DictConfig) -> None:
+    """Refuse optimizer values torch would reject mid-setup with a message naming no key."""
+    opt = cfg.optimizer
+    for key, low in (("weight_decay", 0.0), ("momentum", 0.0), ("eps", None)):
+        value = opt.get(key)
+        if value is None:
+            continue
+        if not _finite(value) or (low is not None and value < low) or (low is None and value <= 0):
+            bound = f">= {low:g}" if low is not None else "> 0"
+            raise ValueError(f"optimizer.{key} must be a finite number {bound}, got {value}")
+    betas = opt.get("betas")
+    if betas is not None:
+        values = list(betas) if not isinstance(betas, str | int | float) else [betas]
+        if len(values) != 2 or not all(_finite(b) and 0 <= b < 1 for b in values):
+            raise ValueError(
+                f"optimizer.betas must be two numbers in [0, 1), e.g. [0.9, 0.999], got {betas}"
+            )
+
+
+def check_scheduler(cfg: DictConfig) -> None:
+    """Refuse scheduler values that would train on a NaN or negative learning rate."""
+    eta_min = cfg.scheduler.get("eta_min") if cfg.get("scheduler") is not None else None
+    if eta_min is not None and not (_finite(eta_min) and eta_min >= 0):
+        raise ValueError(f"scheduler.eta_min must be a finite number >= 0, got {eta_min}")
 
 
 # Measured peak memory of one histogram-loss step (fwd + bwd) per image and bin: about 2 KB at
@@ -57,10 +85,18 @@ def check_histogram_memory(cfg: DictConfig) -> None:
     per_bin = cfg.trainer.batch_size * groups * _BYTES_PER_IMAGE_BIN
     budget = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
     if bins * per_bin > budget:
+        need = f"{bins * per_bin / 2**30:.0f} GiB per step"
+        batch = cfg.trainer.batch_size
+        # These bins fit at the reference's batch of 64: the batch is what the user raised.
+        if batch > 64 and bins * 64 * groups * _BYTES_PER_IMAGE_BIN <= budget:
+            largest = max(1, budget // (bins * groups * _BYTES_PER_IMAGE_BIN))
+            raise ValueError(
+                f"trainer.batch_size={batch} needs about {need} with loss.bins={bins}, over half "
+                f"this machine's memory; use trainer.batch_size of at most {largest}"
+            )
         raise ValueError(
-            f"loss.bins={bins} needs about {bins * per_bin / 2**30:.0f} GiB per step at "
-            f"trainer.batch_size={cfg.trainer.batch_size}, over half this machine's memory; "
-            f"use at most {budget // per_bin} bins"
+            f"loss.bins={bins} needs about {need} at trainer.batch_size={batch}, over half this "
+            f"machine's memory; use at most {budget // per_bin} bins"
         )
 
 

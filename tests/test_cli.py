@@ -41,6 +41,13 @@ CASES = [
     (["trainer.code_reg_weight=nan"], "trainer.code_reg_weight must be a finite number >= 0"),
     (["trainer.code_reg_weight=-inf"], "trainer.code_reg_weight must be a finite number >= 0"),
     (["trainer.threads=-1"], "trainer.threads must be >= 0"),
+    (["scheduler.eta_min=nan"], "scheduler.eta_min must be a finite number >= 0, got nan"),
+    (["optimizer.weight_decay=-1"], "optimizer.weight_decay must be a finite number >= 0"),
+    (["optimizer.betas=[0.9]"], r"optimizer.betas must be two numbers in \[0, 1\)"),
+    (["optimizer.betas=[0.9,2]"], r"optimizer.betas must be two numbers in \[0, 1\)"),
+    (["optimizer=sgd", "optimizer.momentum=-0.5"], "optimizer.momentum must be a finite number"),
+    # A huge batch is named, not the bins that would fit at the reference's batch of 64.
+    (["trainer.batch_size=100000"], r"^histae: error: trainer.batch_size=100000 needs about"),
     (["loss.bins=10000000"], r"loss.bins=10000000 needs about .* GiB .*; use at most \d+ bins"),
     (["trainer.device=cuda:7"], "trainer.device=cuda:7 but (no CUDA device|this machine has)"),
     (["model.shape=[3,16,16]", "model.kernel_size=7"], r"model.shape \[3, 16, 16\] is too small"),
