@@ -214,6 +214,12 @@ def condense(err: BaseException) -> str:
     special = unknown_key(err) or missing_launcher(str(err))
     if special is not None:
         return special
+    if isinstance(err, FileExistsError | NotADirectoryError) and err.filename:
+        # Hydra making the run or sweep folder where a file is (or a file is in the path)
+        return (
+            f"{err.filename} is a file, not a folder: choose another hydra.run.dir or "
+            "hydra.sweep.dir"
+        )
     parts: list[str] = []
     listing = False
     for e in (err, err.__cause__):

@@ -593,6 +593,12 @@ def check_writable(job_dir: str | os.PathLike, log_name: str = "histae.log") -> 
         if not ok:
             kind = "a folder" if name in WRITTEN_DIRS else "a regular file"
             raise UnsafeFolder(f"{path} is not {kind}; remove it (or use another folder)")
+        # The log is appended to in place: a hard link would carry the lines to its other name.
+        if name == log_name and path.stat().st_nlink > 1:
+            raise UnsafeFolder(
+                f"{path} is a hard link to a file elsewhere; histae appends to its log, so "
+                "remove it (or use another folder)"
+            )
 
 
 def check_name_lengths(path: str | os.PathLike) -> None:

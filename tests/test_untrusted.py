@@ -265,6 +265,20 @@ def test_a_received_job_with_a_link_inside_is_refused_and_nothing_outside_change
     assert after == before and (run / "status.json").read_bytes() == status
 
 
+def test_a_log_hard_linked_to_a_file_elsewhere_is_refused(
+    stopped_job: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(stopped_job, run)
+    elsewhere = tmp_path / "audit.log"
+    elsewhere.write_text("precious\n")
+    (run / "histae.log").unlink()
+    os.link(elsewhere, run / "histae.log")
+    assert run_histae(*TINY, f"hydra.run.dir={run}") == 1
+    assert "is a hard link to a file elsewhere" in capsys.readouterr().err
+    assert elsewhere.read_text() == "precious\n"
+
+
 def test_a_failing_run_keeps_a_folder_it_did_not_make(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -283,6 +297,11 @@ def test_a_failing_run_keeps_a_folder_it_did_not_make(
 def test_a_job_folder_that_is_a_link_or_a_file_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    assert run_histae(*TINY, f"hydra.run.dir={afile}") == 1
+    assert f"{afile} is a file, not a folder" in capsys.readouterr().err
+    assert afile.read_text() == "mine\n"
     real = tmp_path / "real"
     real.mkdir()
     (tmp_path / "link").symlink_to(real)
