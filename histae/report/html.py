@@ -142,7 +142,7 @@ def final_metrics_html(job: Job, best: Mapping[str, tuple[str, float]] | None = 
         rows.append(line)
     if not rows:
         return ""
-    heads = ["metric", "this job"] + (["the sweep's best setting (mean)"] if best else [])
+    heads = ["metric", "this job"] + (["the sweep's best mean (its setting)"] if best else [])
     return "<h2>Final metrics</h2>" + table_html(heads, rows, "final", numeric_from=1)
 
 
