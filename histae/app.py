@@ -151,7 +151,27 @@ def remove_unstarted_run(job_dir: Path) -> None:
         return
     names = {p.name for p in job_dir.iterdir()}
     if names <= {HYDRA} | {n for n in names if n.endswith(".log")}:
+        close_logs_in(job_dir)
         shutil.rmtree(job_dir, ignore_errors=True)
+
+
+def close_logs_in(folder: Path) -> None:
+    """Detach and close the log file handlers writing into ``folder``, before it is removed.
+
+    Hydra leaves its job log's handler on the root logger after the app returns; a caller that
+    goes on in this process (tests run many apps in one) would log into a removed folder, which
+    on Hydra 1.4 (its handler reopens the file) raises FileNotFoundError at every log line.
+    """
+    folder = folder.resolve()
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in list(getattr(logger, "handlers", [])):
+            if (
+                isinstance(handler, logging.FileHandler)
+                and Path(handler.baseFilename).parent == folder
+            ):
+                logger.removeHandler(handler)  # type: ignore[union-attr]
+                handler.close()
 
 
 # Hydra's launcher options that come from the `launchers` extra, by the package that adds them.
