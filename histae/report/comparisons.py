@@ -63,24 +63,20 @@ def ink_for(face: Sequence[float]) -> tuple[float, float, float]:
 
 
 def colour_span(m: Matrix) -> tuple[float, float]:
-    """The colour scale's (low, high): the cells' range, widened to at least ± 2 seed-to-seed
-    std around its middle (± 5% of the middle's size with one seed), so a difference inside the
-    noise stays one colour instead of spanning the map."""
+    """The colour scale's (low, high): the cells' range, widened to at least ± 2 pooled
+    seed-to-seed standard deviations around its middle (the root mean square of the cells'
+    stds; ± 5% of the middle's size with one seed or no spread at all), so a difference inside
+    the noise stays near one colour instead of spanning the map."""
     finite = m.mean[np.isfinite(m.mean)]
     if not finite.size:
         return (0.0, 1.0)
     lo, hi = float(finite.min()), float(finite.max())
     middle = (lo + hi) / 2
-    halves = m.half[np.isfinite(m.half)]
-    if halves.size:
-        # half = t * std / sqrt(n); undo it per cell for the seed-to-seed std itself.
-        stds = [
-            m.half[i, j] * math.sqrt(m.n[i, j]) / student_t95(int(m.n[i, j]))
-            for i, j in zip(*np.nonzero(np.isfinite(m.half)), strict=True)
-        ]
-        floor = 2 * float(np.median(stds))
-    else:
-        floor = 0.05 * abs(middle)
+    cells = list(zip(*np.nonzero(np.isfinite(m.half)), strict=True))
+    # half = t * std / sqrt(n): undo it per cell for the seed-to-seed std itself.
+    stds = [m.half[i, j] * math.sqrt(m.n[i, j]) / student_t95(int(m.n[i, j])) for i, j in cells]
+    pooled = math.sqrt(float(np.mean(np.square(stds)))) if stds else 0.0
+    floor = 2 * pooled if pooled > 0 else 0.05 * abs(middle)
     half = max((hi - lo) / 2, floor, 1e-12)
     return (middle - half, middle + half)
 

@@ -121,7 +121,7 @@ def sweep_page(
             layout.HEATMAPS,
             "Each lead metric over the two swept keys: the best cell (by the rule) boxed in "
             "solid red, cells indistinguishable from it in dashed red; the colour scale spans at "
-            "least ± 2 seed-to-seed std (± 5% of the mean with one seed), so a difference "
+            "least ± 2 pooled seed-to-seed std (± 5% of the mean with one seed), so a difference "
             "inside the noise stays one colour.",
         ),
         (
