@@ -207,6 +207,39 @@ def hero_caption(root: Path) -> str:
     )
 
 
+def report_example(root: Path) -> str:
+    """The real sweep report shown in sweeps.md, from its saved record docs/report_example.json:
+    the command, commit and time, the sentence the page wrote, and the lead metric per setting."""
+    data = json.loads((root / "docs" / "report_example.json").read_text())
+    lead = data["lead_metric"]
+    lines = [
+        f"*A real report: `{data['command']}` at commit `{data['commit'][:10]}` "
+        f"({data['date']}; {data['jobs']} jobs, {data['wall_time_s'] / 60:.0f} min on a shared "
+        "2-core machine): its page (top) and `heatmaps.png`. The page's answer:*",
+        "",
+    ]
+    lines += [f"> {w}" for w in data["verdict"]["warnings"]]
+    if data["verdict"]["warnings"]:
+        lines.append(">")
+    lines += [f"> **{data['verdict']['sentence']}**", ""]
+    lines += [
+        f"| setting | seeds | `{lead}` mean | 95% interval | PSNR (dB) | ranked | best | ≈ best |",
+        "|---|---:|---:|---|---:|---|---|---|",
+    ]
+
+    def show(flag: object) -> str:
+        return "" if flag is None else ("yes" if flag else "no")
+
+    for s in data["settings"]:
+        m, psnr = s["metrics"][lead], s["metrics"]["psnr"]
+        ci = f"{m['ci95'][0]:.3f} to {m['ci95'][1]:.3f}" if m["ci95"] else "(one seed)"
+        lines.append(
+            f"| {s['setting']} | {s['seeds']} | {m['mean']:.4f} | {ci} | {psnr['mean']:.2f} | "
+            f"{show(s['ranked'])} | {show(s['best'])} | {show(s['indistinguishable_from_best'])} |"
+        )
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- file tables from the code
 
 
@@ -240,6 +273,7 @@ GENERATORS: dict[str, Callable[[Path], str]] = {
         root / "docs" / "composite_weights.csv"
     ),
     "hero-caption": hero_caption,
+    "report-example": report_example,
 }
 
 
