@@ -396,6 +396,19 @@ def test_a_summary_whose_config_is_not_a_config_still_reports(tmp_path: Path) ->
     assert (report_files(sweep_dir) / "jobs" / "bins-50_sigma-50.html").is_file()
 
 
+def test_a_sweep_with_a_failed_job_reports_whole(tmp_path: Path) -> None:
+    sweep_dir = write_sweep(tmp_path / "s")
+    write_job(
+        sweep_dir / "bins-400_sigma-50", ["loss.bins=400", "loss.sigma=50"], "failed", error="E: x"
+    )
+    write_report(sweep_dir)
+    data = json.loads((report_files(sweep_dir) / "results.json").read_text())
+    states = {j["job"]: j["status"] for j in data["jobs"]}
+    assert states["bins-400_sigma-50"] == "failed" and len(states) == 5
+    unranked = [s for s in data["settings"] if not s["ranked"]]
+    assert [s["setting"] for s in unranked] == ["bins=400, sigma=50"]
+
+
 def test_runs_csv_is_long_format_one_row_per_job_for_pandas(replicated: Path) -> None:
     pandas = pytest.importorskip("pandas")
     runs = pandas.read_csv(report_files(replicated) / "runs.csv")

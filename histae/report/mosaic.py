@@ -41,7 +41,7 @@ def job_grid(job: Job, scale: int = 2) -> np.ndarray | None:
     """The job's last reconstruction grid (labelled rows) at ``scale`` x, from samples.npz."""
     try:
         samples = read_samples(job.path / SAMPLES)
-    except Unreadable:
+    except (Unreadable, FileNotFoundError):  # a failed or unstarted job has none
         return None
     if not len(samples["originals"]) or samples["originals"].ndim != 4:
         return None
