@@ -93,6 +93,11 @@ FILES: dict[str, str] = {
         "a single run's own page (config, curves, grids, colour histograms, links to its files); a "
         "sweep job's page is in the sweep's `report/`"
     ),
+    "mlflow.db": (
+        "with `logger=mlflow`, a single run's: its MLflow runs (a sweep's jobs share one in the "
+        "sweep folder), artifacts beside it in `mlartifacts/` (histae.loggers)"
+    ),
+    "profile.json": "with `debug=profile`: a torch.profiler trace of a few steps (histae.debug)",
     "events.out.tfevents.*": (
         "with `logger=tensorboard`: the reference's scalars, the reconstruction grid at each "
         "validation, and the job's hparams with its final metrics"
