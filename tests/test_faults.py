@@ -256,9 +256,10 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_the_size(
     assert (
         f"no space left on {run_dir}: the checkpoint needs about" in line and "MB are free" in line
     )
-    # The whole checkpoint's size (the reference network's full state, ~58 MB), not the free space.
+    # The whole checkpoint's size, not what fitted: at least the reference network's weights
+    # (5,053,491 float32, 20.2 MB) on a 10 MB disk.
     needed = int(re.search(r"needs about (\d+) MB", line).group(1))
-    assert needed > 40
+    assert needed >= 20
     assert "inline_container" not in line
     status = read_status(run_dir)
     assert status["status"] == "failed" and "no space left" in status["error"]
