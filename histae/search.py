@@ -2,7 +2,8 @@
 
 ``hydra.sweeper.search`` (a ``hparams_search=<name>`` config sets it) turns a sweep into a
 search. Its ``params`` are the search space in Hydra's override grammar (``interval(1e-4, 1e-2)``,
-``tag(log, interval(...))``, ``choice(...)``, ``range(...)``); a swept ``trainer.seed=1,2,3`` is
+``tag(log, interval(...))``, ``tag(int, interval(8, 64))`` for integers, ``choice(...)``,
+``range(...)``); a swept ``trainer.seed=1,2,3`` is
 replicates, as in a grid: each trial is one setting, run once per seed in value-named folders
 (``lr-0.001234_seed-1``), and its value is the mean of the seeds' final validation ``metric``.
 
@@ -81,8 +82,10 @@ class Dimension:
         log_scale = "log" in getattr(value, "tags", set())
         if isinstance(value, IntervalSweep):
             assert value.start is not None and value.end is not None
-            if isinstance(value.start, int) and isinstance(value.end, int):
-                return cls(key, "int", low=value.start, high=value.end, log=log_scale)
+            # Hydra's grammar makes an interval's ends floats: integers are asked for by tag.
+            if "int" in value.tags:
+                low, high = math.ceil(value.start), math.floor(value.end)
+                return cls(key, "int", low=low, high=high, log=log_scale)
             return cls(key, "float", low=float(value.start), high=float(value.end), log=log_scale)
         if isinstance(value, RangeSweep):
             values = list(override.sweep_iterator())
