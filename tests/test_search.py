@@ -257,9 +257,9 @@ def test_a_search_killed_mid_trial_resumes_that_trial_in_its_own_folders(tmp_pat
         "trainer.seed=1,2",
         f"hydra.sweep.dir={sweep}",
     ]
-    # Each tiny job writes its checkpoint twice (96 and 192 inputs): the 7th write is the second
+    # Each tiny job writes its checkpoint twice (96 and 192 inputs): the 8th write is the second
     # trial's second seed at its end, so the kill leaves that job with its first checkpoint.
-    proc = histae(*args, env={FAULT_ENV: "checkpoint.pt:KILL:7"})
+    proc = histae(*args, env={FAULT_ENV: "checkpoint.pt:KILL:8"})
     proc.wait(timeout=600)
     assert proc.returncode == -signal.SIGKILL
     before = load_study(sweep).trials
