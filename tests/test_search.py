@@ -25,12 +25,12 @@ from histae.search import (
     import_optuna,
     parse_space,
 )
-from tests.helpers import histae
+from tests.helpers import TINY, histae
 
 optuna = pytest.importorskip("optuna")
 TrialState = optuna.trial.TrialState
 
-TINY_SEARCH = ["-m", "hparams_search=tiny"]
+TINY_SEARCH = ["-m", *TINY, "hparams_search=tiny"]
 
 
 def load_study(sweep: Path):
@@ -235,7 +235,11 @@ def test_a_four_trial_search_writes_four_trials_and_best_yaml(run_cli, tmp_path)
     best = OmegaConf.load(sweep / BEST_YAML)
     best_trial = min(trials, key=lambda t: t.value)
     assert best.value == best_trial.value and best.metric == "hist_w1"
-    assert list(best.overrides) == ["hparams_search=tiny", *best_trial.user_attrs["settings"]]
+    assert list(best.overrides) == [
+        *TINY,
+        "hparams_search=tiny",
+        *best_trial.user_attrs["settings"],
+    ]
     assert best.command == "python -m histae " + " ".join(best.overrides)
     assert (sweep / "report" / "index.html").is_file()
 
