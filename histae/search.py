@@ -395,7 +395,10 @@ class Search:
 
         self.check()
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.sweeper._record(), self.sweep_dir / MULTIRUN)
+        record = self.sweeper._record()
+        if record.hydra.sweeper.report_lead is None:  # a rewritten report ranks as the search did
+            record.hydra.sweeper.report_lead = self.metric
+        OmegaConf.save(record, self.sweep_dir / MULTIRUN)
         study = self.open_study()
         TrialState = self.optuna.trial.TrialState
         finished = [t for t in study.trials if t.state.is_finished()]

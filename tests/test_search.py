@@ -313,3 +313,28 @@ def test_the_median_pruner_stops_a_poor_trial_at_a_validation(run_cli, tmp_path)
     assert status["error"] == "pruned by the search at 96 inputs"
     rows = read_metrics(sweep / "lr-1e-05" / "metrics.csv")
     assert max(r["inputs"] for r in rows) == 96
+
+
+@pytest.mark.slow
+def test_under_joblib_a_trials_seeds_run_together_and_its_value_is_their_mean(
+    run_cli, tmp_path
+) -> None:
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    sweep = tmp_path / "sweep"
+    code = run_cli(
+        *TINY_SEARCH,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.search.n_trials=1",
+        "trainer.seed=1,2",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert code == 0
+    (trial,) = load_study(sweep).trials
+    assert trial.state == TrialState.COMPLETE
+    finals = [read_metrics(sweep / f / "metrics.csv")[-1] for f in trial.user_attrs["folders"]]
+    values = [row["hist_w1"] for row in finals]
+    assert all(row["split"] == "val" and row["inputs"] == 192 for row in finals)
+    # metrics.csv holds the values rounded; the trial has the jobs' own
+    assert trial.value == pytest.approx(sum(values) / 2, rel=1e-4)
+    assert trial.user_attrs["std"] == pytest.approx(abs(values[0] - values[1]) / 2**0.5, rel=1e-2)
