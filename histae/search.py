@@ -161,18 +161,20 @@ class TrialOutcome:
     """How a trial's jobs ended: its value (the seeds' mean), or why it has none."""
 
     values: list[float]
-    pruned: bool = False
+    pruned: str | None = None  # which job the pruner stopped, and where
     error: str | None = None  # a failed or diverged job, or a refused config
     held: bool = False  # another histae holds a job of it (the same sweep run twice)
 
 
 def trials_csv(trials: Sequence[Any], dims: Sequence[Dimension]) -> str:
     """``trials.csv``: one row per trial, in order: number, state, value, std, seeds, each
-    searched key's value as run, the job folders, and a failed trial's error."""
+    searched key's value as run, the job folders, and a note: a failed trial's error, where a
+    pruned one was stopped. Only a complete trial has a value (Optuna gives a pruned trial its
+    last intermediate value: one seed's, mid-way, not comparable)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(
-        ["number", "state", "value", "std", "seeds", *(d.key for d in dims), "folders", "error"]
+        ["number", "state", "value", "std", "seeds", *(d.key for d in dims), "folders", "note"]
     )
     for t in trials:
         ran = dict(_split(o) for o in t.user_attrs.get("settings", []))
@@ -181,12 +183,13 @@ def trials_csv(trials: Sequence[Any], dims: Sequence[Dimension]) -> str:
             [
                 t.number,
                 t.state.name,
-                "" if t.value is None else repr(t.value),
+                "" if t.value is None or t.state.name != "COMPLETE" else repr(t.value),
                 "" if std is None else repr(std),
                 t.user_attrs.get("seeds", ""),
                 *(ran.get(d.key, "") for d in dims),
                 ";".join(t.user_attrs.get("folders", [])),
-                t.user_attrs.get("error", ""),
+                t.user_attrs.get("error")
+                or (f"pruned: {t.user_attrs['pruned']}" if "pruned" in t.user_attrs else ""),
             ]
         )
     return buf.getvalue()
@@ -459,7 +462,9 @@ class Search:
         groups = [[job] for job in jobs] if in_process else ([jobs] if jobs else [])
         quiet = self.sweeper.launch_lines_filter() if in_process else None
         launcher_log = logging.getLogger(type(self.sweeper.launcher).__module__)
+        ran: list[str] = []  # the folders of the jobs launched (a pruned trial skips the rest)
         for index, group in enumerate(groups):
+            ran += [_split(job[-1])[1] for job in group]
             if quiet is not None:  # "trial k: ..." names the job instead
                 launcher_log.addFilter(quiet)
             try:
@@ -473,7 +478,7 @@ class Search:
                 error = job_error(result) if result.status == JobStatus.FAILED else None
                 summary = result.return_value if error is None else None
                 if isinstance(error, JobPruned):
-                    outcome.pruned = True
+                    outcome.pruned = f"{error.job_dir.name} at {error.inputs} inputs"
                 elif isinstance(error, FolderInUse):
                     outcome.held = True
                 elif error is not None or result.status == JobStatus.FAILED:
@@ -494,13 +499,15 @@ class Search:
                 "left running for it"
             )
             return
+        trial.set_user_attr("folders", ran)
         if outcome.error:
             trial.set_user_attr("error", outcome.error)
             study.tell(trial.number, state=TrialState.FAIL)
             log.error(f"trial {trial.number} failed: {outcome.error}")
         elif outcome.pruned:
+            trial.set_user_attr("pruned", outcome.pruned)
             study.tell(trial.number, state=TrialState.PRUNED)
-            log.info(f"trial {trial.number} pruned")
+            log.info(f"trial {trial.number} pruned: {outcome.pruned}")
         else:
             mean, std = mean_std(outcome.values)
             trial.set_user_attr("std", std)

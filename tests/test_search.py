@@ -186,7 +186,7 @@ def test_a_failed_trial_is_recorded_and_the_search_goes_on(run_cli, monkeypatch,
             assert trial.user_attrs["error"] == "RuntimeError: boom"
     rows = read_trials_csv(sweep)
     assert [r["state"] for r in rows] == [s.name for s in states]
-    assert all(r["error"] == "RuntimeError: boom" for r in rows if r["state"] == "FAIL")
+    assert all(r["note"] == "RuntimeError: boom" for r in rows if r["state"] == "FAIL")
     best = OmegaConf.load(sweep / BEST_YAML)
     assert best.trial in [t.number for t in trials if t.state == TrialState.COMPLETE]
 
@@ -308,6 +308,9 @@ def test_the_median_pruner_stops_a_poor_trial_at_a_validation(run_cli, tmp_path)
     assert good.user_attrs["settings"] == ["optimizer.lr=0.01"]
     assert poor.user_attrs["settings"] == ["optimizer.lr=1e-05"]
     assert (good.state, poor.state) == (TrialState.COMPLETE, TrialState.PRUNED)
+    assert poor.user_attrs["pruned"] == "lr-1e-05 at 96 inputs"
+    assert [r["note"] for r in read_trials_csv(sweep)] == ["", "pruned: lr-1e-05 at 96 inputs"]
+    assert [r["value"] for r in read_trials_csv(sweep)][1] == ""  # no value mid-way
     status = read_status(sweep / "lr-1e-05")
     assert status["status"] == "stopped"
     assert status["error"] == "pruned by the search at 96 inputs"
