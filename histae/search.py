@@ -267,6 +267,8 @@ class Search:
                 cli_dims.append(Dimension.of(override))
         dims = {d.key: d for d in parse_space(config.get("params") or {}, parser)}
         dims.update({d.key: d for d in cli_dims})
+        for key in {_split(o)[0] for o in self.fixed}:  # a value given on the command line wins
+            dims.pop(key, None)
         if not dims:
             raise SearchRefused(
                 "hydra.sweeper.search.params is empty: give the space, e.g. "

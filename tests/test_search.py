@@ -341,3 +341,21 @@ def test_under_joblib_a_trials_seeds_run_together_and_its_value_is_their_mean(
     # metrics.csv holds the values rounded; the trial has the jobs' own
     assert trial.value == pytest.approx(sum(values) / 2, rel=1e-4)
     assert trial.user_attrs["std"] == pytest.approx(abs(values[0] - values[1]) / 2**0.5, rel=1e-2)
+
+
+def test_a_value_typed_on_the_command_line_fixes_a_searched_key(run_cli, monkeypatch, tmp_path):
+    fake_train(monkeypatch)
+    sweep = tmp_path / "sweep"
+    code = run_cli(
+        *TINY_SEARCH,
+        "hydra.sweeper.search.n_trials=2",
+        "optimizer.lr=0.003",  # fixed: the space keeps only the typed range below
+        "loss.bins=choice(50,100)",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert code == 0
+    for trial in load_study(sweep).trials:
+        assert list(trial.params) == ["loss.bins"]
+        (folder,) = trial.user_attrs["folders"]
+        assert folder in ("bins-50", "bins-100")
+        assert trial.value == pytest.approx(100 * 0.003 + 1)  # the fake value at the default seed
