@@ -33,11 +33,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
 from omegaconf import OmegaConf
 
+from histae.report.history import TRIALS_CSV
+
 log = logging.getLogger(__name__)
 
 INSTALL = 'pip install -e ".[search]"'
 JOURNAL = "optuna.journal"
-TRIALS_CSV = "trials.csv"
 BEST_YAML = "best.yaml"
 STUDY_NAME = "histae"
 FLOAT_DIGITS = 4  # significant digits a sampled float runs (and is named) with
@@ -403,6 +404,9 @@ class Search:
         record = self.sweeper._record()
         if record.hydra.sweeper.report_lead is None:  # a rewritten report ranks as the search did
             record.hydra.sweeper.report_lead = self.metric
+        # as resolved, for the report's history (the config may leave them to their defaults)
+        record.hydra.sweeper.search.metric = self.metric
+        record.hydra.sweeper.search.direction = self.direction
         OmegaConf.save(record, self.sweep_dir / MULTIRUN)
         study = self.open_study()
         TrialState = self.optuna.trial.TrialState

@@ -241,7 +241,9 @@ def test_a_four_trial_search_writes_four_trials_and_best_yaml(run_cli, tmp_path)
         *best_trial.user_attrs["settings"],
     ]
     assert best.command == "python -m histae " + " ".join(best.overrides)
-    assert (sweep / "report" / "index.html").is_file()
+    page = (sweep / "report" / "index.html").read_text()
+    assert 'src="search.png"' in page  # the report's optimisation history
+    assert (sweep / "report" / "search.png").read_bytes().startswith(b"\x89PNG")
 
 
 def _hashes(folder: Path) -> dict[str, str]:
@@ -359,3 +361,27 @@ def test_a_value_typed_on_the_command_line_fixes_a_searched_key(run_cli, monkeyp
         (folder,) = trial.user_attrs["folders"]
         assert folder in ("bins-50", "bins-100")
         assert trial.value == pytest.approx(100 * 0.003 + 1)  # the fake value at the default seed
+
+
+def test_the_history_draws_complete_trials_and_the_best_so_far(tmp_path) -> None:
+    from histae.report.history import plot_history, read_trials
+
+    (tmp_path / TRIALS_CSV).write_text(
+        "number,state,value,std,seeds,optimizer.lr,folders,note\n"
+        '0,COMPLETE,0.3,0.01,"1,2",0.001,a;b,\n'
+        '1,PRUNED,,,"1,2",0.002,c,pruned: c at 96 inputs\n'
+        '2,COMPLETE,0.2,,"1,2",0.003,d;e,\n'
+        '3,FAIL,,,"1,2",0.004,,RuntimeError: boom\n'
+    )
+    trials = read_trials(tmp_path)
+    assert [(t.number, t.state, t.value) for t in trials] == [
+        (0, "COMPLETE", 0.3),
+        (1, "PRUNED", None),
+        (2, "COMPLETE", 0.2),
+        (3, "FAIL", None),
+    ]
+    best = plot_history(trials, "hist_w1", False, tmp_path / "search.png")
+    assert best == [0.3, 0.3, 0.2, 0.2]
+    assert plot_history(trials, "psnr", True, tmp_path / "up.png") == [0.3, 0.3, 0.3, 0.3]
+    assert (tmp_path / "search.png").read_bytes().startswith(b"\x89PNG")
+    assert read_trials(tmp_path / "nowhere") == []
