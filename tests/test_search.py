@@ -243,6 +243,7 @@ def test_a_four_trial_search_writes_four_trials_and_best_yaml(run_cli, tmp_path)
     assert best.command == "python -m histae " + " ".join(best.overrides)
     page = (sweep / "report" / "index.html").read_text()
     assert 'src="search.png"' in page  # the report's optimisation history
+    assert "4 jobs: 4 done" in page and " of 1 jobs" not in page  # not the command's grid
     assert (sweep / "report" / "search.png").read_bytes().startswith(b"\x89PNG")
 
 

@@ -165,7 +165,8 @@ def write_report(sweep_dir: str | os.PathLike, lead: str | None = None) -> Path:
             )
         info = {
             "command": command,
-            "expected": expected_jobs(overrides),
+            # a search's jobs are not its command's grid: how many it runs is not known ahead
+            "expected": None if search else expected_jobs(overrides),
             "up": up,
             "normalised": loss_key(jobs) == "hist_tv",
             "verdict": verdict,
