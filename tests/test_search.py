@@ -47,10 +47,14 @@ def read_trials_csv(sweep: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def fake_train(monkeypatch: pytest.MonkeyPatch, fail_above: float = 1.0) -> list[str]:
-    """Replace training with a job that ends at once: its hist_w1 is ``100 * lr + seed``, and a
-    job with ``lr > fail_above`` raises (a runtime failure). Returns the folders it ran."""
+def fake_train(
+    monkeypatch: pytest.MonkeyPatch, fail_above: float = 1.0, stop_at: int | None = None
+) -> list[str]:
+    """Replace training with a job that ends at once: its hist_w1 (and retrieval_rank_joint) is
+    ``100 * lr + seed``, a job with ``lr > fail_above`` raises (a runtime failure), and the
+    ``stop_at``-th job (from 0) is stopped as by SIGTERM. Returns the folders it ran."""
     import histae.train
+    from histae.jobdir import JobStopped
 
     ran: list[str] = []
 
@@ -59,13 +63,17 @@ def fake_train(monkeypatch: pytest.MonkeyPatch, fail_above: float = 1.0) -> list
         job.path.mkdir(parents=True, exist_ok=True)
         on_start()
         ran.append(job.path.name)
+        if len(ran) - 1 == stop_at:
+            job.write_status("stopped")
+            raise JobStopped(signal.SIGTERM, job.path, 0)
         lr = float(cfg.optimizer.lr)
         if lr > fail_above:
             job.write_status("failed", error="RuntimeError: boom")
             raise RuntimeError("boom")
         job.write_status("done")
         value = 100 * lr + int(cfg.trainer.seed)
-        return {"status": "done", "final": {"val": {"hist_w1": value}}}
+        final = {"hist_w1": value, "retrieval_rank_joint": value}
+        return {"status": "done", "final": {"val": final}}
 
     monkeypatch.setattr(histae.train, "train", worker)
     return ran
@@ -386,3 +394,38 @@ def test_the_history_draws_complete_trials_and_the_best_so_far(tmp_path) -> None
     assert plot_history(trials, "psnr", True, tmp_path / "up.png") == [0.3, 0.3, 0.3, 0.3]
     assert (tmp_path / "search.png").read_bytes().startswith(b"\x89PNG")
     assert read_trials(tmp_path / "nowhere") == []
+
+
+def test_a_search_stopped_by_sigterm_resumes_the_same_trial(run_cli, monkeypatch, tmp_path):
+    ran = fake_train(monkeypatch, stop_at=1)  # the second trial's job is stopped
+    sweep = tmp_path / "sweep"
+    args = [*TINY_SEARCH, "hydra.sweeper.search.n_trials=3", f"hydra.sweep.dir={sweep}"]
+    assert run_cli(*args) == 128 + signal.SIGTERM
+    before = load_study(sweep).trials
+    assert [t.state for t in before] == [TrialState.COMPLETE, TrialState.RUNNING]
+    assert run_cli(*args) == 0
+    after = load_study(sweep).trials
+    assert [t.state for t in after] == [TrialState.COMPLETE] * 3  # the total, not 3 more
+    assert after[1].user_attrs["settings"] == before[1].user_attrs["settings"]
+    # the stopped trial ran again in its folder; the finished one was not rerun
+    assert ran == [
+        before[0].user_attrs["folders"][0],
+        before[1].user_attrs["folders"][0],
+        before[1].user_attrs["folders"][0],
+        after[2].user_attrs["folders"][0],
+    ]
+
+
+def test_the_colour_search_composes_and_runs_its_seeds(run_cli, monkeypatch, tmp_path) -> None:
+    ran = fake_train(monkeypatch)
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hparams_search=colour", "hydra.sweeper.search.n_trials=1"]
+    assert run_cli(*args, f"hydra.sweep.dir={sweep}") == 0
+    (trial,) = load_study(sweep).trials
+    assert trial.state == TrialState.COMPLETE
+    assert sorted(trial.params) == ["loss.directions", "optimizer.lr"]
+    assert [f.rsplit("_", 1)[1] for f in ran] == ["seed-1", "seed-2"]
+    best = OmegaConf.load(sweep / BEST_YAML)
+    assert best.metric == "retrieval_rank_joint" and best.direction == "minimize"
+    config = OmegaConf.load(sweep / ran[0] / ".hydra" / "config.yaml")
+    assert config.loss._target_ == "histae.colour.SlicedWassersteinLoss"
