@@ -352,12 +352,13 @@ class Search:
         from optuna.storages.journal import JournalFileBackend
 
         storage = JournalStorage(JournalFileBackend(str(self.sweep_dir / JOURNAL)))
-        done_before = len(optuna.get_all_study_names(storage)) > 0 and len(
-            optuna.load_study(study_name=STUDY_NAME, storage=storage).trials
+        exists = STUDY_NAME in optuna.get_all_study_names(storage)
+        before = (
+            len(optuna.load_study(study_name=STUDY_NAME, storage=storage).trials) if exists else 0
         )
         # A fresh sampler on a rerun would start its random draws over: seeded by how many
         # trials exist, a rerun continues with new settings instead of repeating the first ones.
-        seed = self.seed + int(done_before or 0)
+        seed = self.seed + before
         sampler = (
             optuna.samplers.TPESampler(seed=seed)
             if self.sampler == "tpe"
@@ -368,13 +369,19 @@ class Search:
             if self.pruner == "median"
             else optuna.pruners.NopPruner()
         )
-        study = optuna.create_study(
-            study_name=STUDY_NAME,
-            storage=storage,
-            sampler=sampler,
-            pruner=pruner,
-            direction=self.direction,
-            load_if_exists=True,
+        # Loaded, not created again: creating an existing study would still append to the journal.
+        study = (
+            optuna.load_study(
+                study_name=STUDY_NAME, storage=storage, sampler=sampler, pruner=pruner
+            )
+            if exists
+            else optuna.create_study(
+                study_name=STUDY_NAME,
+                storage=storage,
+                sampler=sampler,
+                pruner=pruner,
+                direction=self.direction,
+            )
         )
         question = {
             "metric": self.metric,
@@ -384,8 +391,6 @@ class Search:
         }
         asked = study.user_attrs.get("question")
         if asked is None:
-            for key, value in question.items():
-                study.set_user_attr(key, value)
             study.set_user_attr("question", question)
         elif asked != question:
             differs = next(k for k in question if asked.get(k) != question[k])
@@ -401,6 +406,7 @@ class Search:
 
         self.check()
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        study = self.open_study()  # first: a rerun asking another question leaves the folder be
         record = self.sweeper._record()
         if record.hydra.sweeper.report_lead is None:  # a rewritten report ranks as the search did
             record.hydra.sweeper.report_lead = self.metric
@@ -408,7 +414,6 @@ class Search:
         record.hydra.sweeper.search.metric = self.metric
         record.hydra.sweeper.search.direction = self.direction
         OmegaConf.save(record, self.sweep_dir / MULTIRUN)
-        study = self.open_study()
         TrialState = self.optuna.trial.TrialState
         finished = [t for t in study.trials if t.state.is_finished()]
         log.info(

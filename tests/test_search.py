@@ -220,7 +220,9 @@ def test_a_rerun_must_ask_the_same_question(run_cli, capsys, monkeypatch, tmp_pa
     args = [*TINY_SEARCH, "hydra.sweeper.search.n_trials=1", f"hydra.sweep.dir={sweep}"]
     assert run_cli(*args) == 0
     capsys.readouterr()
+    files = _hashes(sweep)
     assert run_cli(*args, "hydra.sweeper.search.metric=psnr") == 1
+    assert _hashes(sweep) == files  # multirun.yaml too: the refused command wrote nothing
     err = capsys.readouterr().err
     assert "holds a search with another metric (hist_w1, now psnr)" in err
     assert len(load_study(sweep).trials) == 1
