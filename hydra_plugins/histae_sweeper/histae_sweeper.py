@@ -11,6 +11,8 @@
 - Every job runs; the report is written when the sweep ends, also when jobs failed (Hydra 1.3
   skips ``on_multirun_end`` callbacks once a job has raised). Ctrl-C stops the whole sweep. A
   sweep that leaves jobs failed or stopped ends with the command that reruns them.
+- With ``hydra.sweeper.search`` set (``hparams_search=<name>``), a search on Optuna instead of a
+  grid, its trials' jobs named, checked and reported the same way (:mod:`histae.search`).
 """
 
 import copy
