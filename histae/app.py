@@ -28,6 +28,7 @@ from histae.jobdir import (
     HYDRA,
     STATUS,
     JobDir,
+    JobPruned,
     JobStopped,
     UnsafeFolder,
     check_writable,
@@ -113,6 +114,9 @@ def _main(cfg: DictConfig) -> dict[str, Any]:
         )
     except KeyboardInterrupt as err:  # a second Ctrl-C: main() names the folder to resume
         err.job_dir = job_dir  # type: ignore[attr-defined]
+        raise
+    except JobPruned as err:  # the search's decision, not a failure: the sweeper says it
+        log.info(f"[{job_dir.name}] {err}")
         raise
     except Exception as err:
         if not single or os.environ.get("HYDRA_FULL_ERROR") == "1":

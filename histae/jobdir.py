@@ -238,6 +238,19 @@ class JobStopped(BaseException):
         self.signum, self.job_dir, self.inputs = signum, job_dir, inputs
 
 
+class JobPruned(Exception):
+    """A search's pruner stopped the job at a validation (:mod:`histae.pruning`); its checkpoint
+    of that validation is kept, and the folder says ``stopped``.
+
+    An ``Exception``, unlike :class:`JobStopped`: the launcher records it as the job's ending and
+    the sweep goes on with the next trial.
+    """
+
+    def __init__(self, job_dir: Path, inputs: int) -> None:
+        super().__init__(f"pruned by the search at {inputs} inputs")
+        self.job_dir, self.inputs = job_dir, inputs
+
+
 def error_line(err: BaseException) -> str:
     """``"TypeName: first line of the message"``: how status.json and the logs name an error."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
@@ -681,13 +694,16 @@ class JobDir:
 
         Inside, the job writes ``running``/``done``/``diverged`` itself; leaving by an exception
         writes ``failed`` with its first line, by :class:`JobStopped`, Ctrl-C or an exit (a
-        launcher's requeue handler) ``stopped``.
+        launcher's requeue handler) ``stopped``, by :class:`JobPruned` ``stopped`` with why.
         """
         self.acquire()
         try:
             yield self
         except (JobStopped, KeyboardInterrupt, SystemExit):
             self.write_status("stopped")
+            raise
+        except JobPruned as err:  # resumable like a stop: a later trial may ask the same setting
+            self.write_status("stopped", error=str(err))
             raise
         except Exception as err:
             self.write_status("failed", error=error_line(err))

@@ -23,6 +23,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
+from histae import pruning
 from histae.build import Setup, build_job, job_config, seed_everything
 from histae.checkpoint import (
     CheckpointError,
@@ -467,7 +468,9 @@ def run_job(
 
                 # --- validate and checkpoint every val_every_inputs and at the end
                 if state.inputs >= state.next_val or end:
-                    validation(job, setup, state, val_tiles, cfg, config, logger)
+                    metrics = validation(job, setup, state, val_tiles, cfg, config, logger)
+                    if not end:  # a search may prune here; at the end the job is done anyway
+                        pruning.validated(job.path, state.inputs, metrics)
 
                 # --- stop: SIGTERM / Ctrl-C checkpoint the step reached, then leave
                 if stop and not end:

@@ -528,3 +528,36 @@ def test_sweep_resumes_after_the_cluster_was_drained(cluster, tmp_path) -> None:
     long_log = (long_job / "histae.log").read_text()
     resumed = [int(n) for n in re.findall(r"resuming at (\d+) inputs", long_log)]
     assert len(resumed) == 1 and 320 <= resumed[0] < 960, long_log[-3000:]
+
+
+@pytest.mark.slow
+def test_a_small_search_runs_each_trial_as_a_slurm_array(cluster, tmp_path) -> None:
+    """hparams_search under submitit_slurm: trial by trial, each trial's seeds one array; no
+    pruning there (the jobs run in SLURM's processes), whole trials only."""
+    optuna = pytest.importorskip("optuna")
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    sweep = tmp_path / "sweep"
+    args = [
+        *LONG_JOB[:3],
+        "hparams_search=tiny",
+        "hydra.sweeper.search.n_trials=2",
+        "trainer.seed=1,2",
+    ]
+    code, err = finish(histae(cluster, args, sweep), sweep)
+    assert code == 0, err[-2000:]
+    storage = JournalStorage(JournalFileBackend(str(sweep / "optuna.journal")))
+    trials = optuna.load_study(study_name="histae", storage=storage).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    folders = sorted(f for t in trials for f in t.user_attrs["folders"])
+    assert job_folders(sweep) == folders and len(folders) == 4
+    arrays: dict[str, list[str]] = {}
+    for name in submitit_logs(sweep):
+        array, _, task = name.partition("_")
+        arrays.setdefault(array, []).append(task)
+    assert sorted(sorted(tasks) for tasks in arrays.values()) == [["0", "1"], ["0", "1"]]
+    for array in arrays:
+        records = cluster.finished_jobs(array, expect=2)
+        assert {r["JobState"] for r in records} == {"COMPLETED"}
+    assert (sweep / "best.yaml").is_file()

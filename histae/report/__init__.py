@@ -8,7 +8,8 @@
 Files, one concept each: ``layout`` (file names, publishing), ``reading`` (jobs, labels),
 ``measures`` (comparable metrics, normalisation, collapse), ``settings`` (seeds as replicates),
 ``curves``, ``comparisons`` (heatmaps, marginals, parallel coordinates), ``mosaic``, ``tables``,
-``html`` (shell, job page), ``sweep_page``, ``index`` (outputs/index.html), ``build``.
+``html`` (shell, job page), ``history`` (a search's trials), ``sweep_page``, ``index``
+(outputs/index.html), ``build``.
 """
 
 from histae.report.build import write_job_page, write_report

@@ -17,6 +17,7 @@ from histae.plots import save_png
 from histae.report import layout
 from histae.report.comparisons import plot_heatmaps, plot_marginals, plot_parallel
 from histae.report.curves import loss_key, plot_curves, plot_raw_loss, validations
+from histae.report.history import plot_history, read_trials
 from histae.report.html import job_page
 from histae.report.index import refresh_outputs_index
 from histae.report.measures import DEFAULT_LEAD, METRICS, Metric
@@ -27,6 +28,7 @@ from histae.report.reading import (
     is_sweep_dir,
     load_job,
     read_jobs,
+    read_search,
     read_sweep_lead,
     read_sweep_overrides,
 )
@@ -134,6 +136,12 @@ def write_report(sweep_dir: str | os.PathLike, lead: str | None = None) -> Path:
             if len(keys) > 2:
                 plot_parallel(settings, keys, lead_m, short, staged / layout.PARALLEL)
                 figures.append(layout.PARALLEL)
+        search = read_search(sweep_dir)
+        trials = read_trials(sweep_dir) if search else []
+        if search and trials:
+            metric = METRICS.get(search[0], lead_m)
+            plot_history(trials, metric.label, search[1] == "maximize", staged / layout.SEARCH)
+            figures.append(layout.SEARCH)
         write_text(staged / layout.RESULTS_CSV, results_csv(rows))
         runs = runs_rows(jobs, list(jobs[0].swept) if jobs else [])
         write_text(staged / layout.RUNS_CSV, results_csv(runs))
@@ -157,7 +165,8 @@ def write_report(sweep_dir: str | os.PathLike, lead: str | None = None) -> Path:
             )
         info = {
             "command": command,
-            "expected": expected_jobs(overrides),
+            # a search's jobs are not its command's grid: how many it runs is not known ahead
+            "expected": None if search else expected_jobs(overrides),
             "up": up,
             "normalised": loss_key(jobs) == "hist_tv",
             "verdict": verdict,

@@ -26,6 +26,7 @@ HEATMAPS = "heatmaps.png"
 MARGINALS = "marginals.png"
 PARALLEL = "parallel.png"
 MOSAIC = "reconstructions.png"
+SEARCH = "search.png"
 RESULTS_CSV, RESULTS_MD, RESULTS_JSON = "results.csv", "results.md", "results.json"
 RUNS_CSV, RUNS_PARQUET = "runs.csv", "runs.parquet"
 JOBS = "jobs"  # one page per job: jobs/<job>.html
@@ -45,6 +46,9 @@ REPORT_FILES: dict[str, str] = {
     MARGINALS: "sweeps over one or more than two keys: the lead metric (mean and 95% interval) "
     "against each key's values, the others pooled",
     PARALLEL: "sweeps over more than two keys: a parallel-coordinates plot of the settings",
+    SEARCH: "searches (`hydra.sweeper.search`): each trial's value (mean ± std over its seeds) "
+    "in the order the trials ran, the best so far as a step line, pruned and failed trials "
+    "marked without a value",
     MOSAIC: "every setting's last grid (originals over reconstructions), on the heatmaps' grid "
     "for two keys",
     RESULTS_CSV: "one row per setting, ranked settings first by the lead metric: swept values, "

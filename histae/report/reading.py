@@ -181,6 +181,18 @@ def read_sweep_lead(sweep_dir: Path) -> str | None:
     return lead if isinstance(lead, str) else None
 
 
+def read_search(sweep_dir: Path) -> tuple[str, str] | None:
+    """A search's metric and direction (``hydra.sweeper.search``, as the search recorded them),
+    or None when the sweep is no search."""
+    search = _multirun_section(sweep_dir, "sweeper", "search")
+    if not isinstance(search, dict):
+        return None
+    metric, direction = search.get("metric"), search.get("direction")
+    if not isinstance(metric, str) or direction not in ("minimize", "maximize"):
+        return None
+    return metric, direction
+
+
 def expected_jobs(overrides: Sequence[str]) -> int | None:
     """How many jobs the sweep overrides expand to, or None if they cannot be parsed here."""
     from hydra.core.override_parser.overrides_parser import OverridesParser

@@ -130,6 +130,12 @@ def sweep_page(
             "interval; the axis spans at least ± 5% of the mean, so a tiny gap looks tiny.",
         ),
         (layout.PARALLEL, "Every setting as a line through its key values to its lead metric."),
+        (
+            layout.SEARCH,
+            "The search's trials in the order they ran: each complete trial's value (mean ± std "
+            "over its seeds; trials.csv in the sweep folder has them all), the best so far as a "
+            "step line, pruned and failed trials marked on the axis without a value.",
+        ),
     ):
         if name in figures:
             body.append(f"<p>{esc(text)}</p>" + img(name, text))

@@ -11,13 +11,15 @@
 - Every job runs; the report is written when the sweep ends, also when jobs failed (Hydra 1.3
   skips ``on_multirun_end`` callbacks once a job has raised). Ctrl-C stops the whole sweep. A
   sweep that leaves jobs failed or stopped ends with the command that reruns them.
+- With ``hydra.sweeper.search`` set (``hparams_search=<name>``), a search on Optuna instead of a
+  grid, its trials' jobs named, checked and reported the same way (:mod:`histae.search`).
 """
 
 import copy
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional  # noqa: UP035  (OmegaConf needs typing forms)
 
@@ -36,12 +38,28 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
+class SearchConf:
+    """``hydra.sweeper.search``: a search instead of a grid (histae/search.py)."""
+
+    params: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006  (the space)
+    n_trials: int = 10  # trials in all, over every rerun of the command
+    metric: Optional[str] = None  # noqa: UP045  (None: report_lead, else hist_w1)
+    direction: Optional[str] = None  # noqa: UP045  (minimize / maximize; None: the metric's)
+    sampler: str = "tpe"  # tpe or random
+    seed: int = 0  # the sampler's seed
+    pruner: Optional[str] = "median"  # noqa: UP045  (median or none; basic launcher only)
+    pruner_startup_trials: int = 5  # trials that finish before the pruner judges any
+    max_failures: int = 3  # failed trials the search tolerates before it stops
+
+
+@dataclass
 class HistaeSweeperConf:
     _target_: str = "hydra_plugins.histae_sweeper.histae_sweeper.HistaeSweeper"
     max_batch_size: Optional[int] = None  # noqa: UP045
     params: Optional[Dict[str, str]] = None  # noqa: UP006, UP045
     report: bool = True
     report_lead: Optional[str] = None  # noqa: UP045  (the metric the report sorts by; None: hist_w1)
+    search: Optional[SearchConf] = None  # noqa: UP045  (None: a grid)
 
 
 ConfigStore.instance().store(
@@ -191,10 +209,17 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
         params: dict[str, str] | None = None,
         report: bool = True,
         report_lead: str | None = None,
+        search: Any = None,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.report = report
         self.report_lead = report_lead
+        self.search = search
+
+    @staticmethod
+    def launch_lines_filter() -> logging.Filter:
+        """The filter that drops the basic launcher's own lines (the search uses it too)."""
+        return _LaunchLines()
 
     def _subdir_is_set_by_user(self) -> bool:
         assert self.config is not None
@@ -277,7 +302,8 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
 
     def sweep(self, arguments: list[str]) -> Any:
         """BasicSweeper.sweep, but checked first, every job runs, and failures are reported
-        together: one error naming every failed job, after the report.
+        together: one error naming every failed job, after the report. With
+        ``hydra.sweeper.search`` set, a search instead (:mod:`.search`).
 
         Each job (or each batch a parallel launcher runs together) is announced as it starts
         and ends, with the sweep's ETA (:class:`histae.progress.SweepProgress`). A sweep that
@@ -288,6 +314,10 @@ class HistaeSweeper(BasicSweeper):  # type: ignore[misc,valid-type]
 
         assert self.config is not None and self.launcher is not None
         assert self.hydra_context is not None
+        if self.search is not None:  # hydra.sweeper.search: trials asked of Optuna, not a grid
+            from histae.search import run_search
+
+            return run_search(self, arguments)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         params = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
