@@ -278,6 +278,7 @@ def test_a_second_ctrl_c_names_the_command_that_resumes(
     assert not (sweep / "bins-100").exists()  # the sweep stopped at its first job
 
 
+@pytest.mark.slow  # subprocesses
 def test_subprocess_prints_no_traceback_unless_asked(tmp_path) -> None:
     args = [sys.executable, "-m", "histae", *TINY, "loss.bins=0", f"hydra.run.dir={tmp_path}/r"]
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}

@@ -69,6 +69,7 @@ def test_a_fifo_a_device_and_a_link_are_refused_without_reading(tmp_path: Path) 
         read_regular(big, limit=100)
 
 
+@pytest.mark.slow  # the report in a subprocess, with a deadline
 def test_a_job_whose_status_is_dev_zero_is_unreadable_and_the_report_whole(
     tmp_path: Path,
 ) -> None:
@@ -145,6 +146,7 @@ def _rebuild(sweep_dir: str, rounds: int) -> int:
     return failures
 
 
+@pytest.mark.slow  # three processes
 def test_report_rebuilds_of_one_sweep_at_once_all_succeed(tmp_path: Path) -> None:
     sweep_dir = write_sweep(tmp_path / "s")
     with multiprocessing.get_context("spawn").Pool(3) as pool:
