@@ -54,14 +54,12 @@ def welch_p(a: Stat, b: Stat) -> float | None:
     """
     if a.n < 2 or b.n < 2 or a.std is None or b.std is None:
         return None
-    va, vb = a.std**2 / a.n, b.std**2 / b.n
-    if va + vb == 0:
+    if a.std == 0 and b.std == 0:  # scipy's t is 0/0 here
         return 1.0 if a.mean == b.mean else 0.0
-    t = (a.mean - b.mean) / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
-    from scipy.stats import t as student_t
+    from scipy.stats import ttest_ind_from_stats
 
-    return float(2 * student_t.sf(abs(t), df))
+    result = ttest_ind_from_stats(a.mean, a.std, a.n, b.mean, b.std, b.n, equal_var=False)
+    return float(result.pvalue)
 
 
 def ranked(setting: Setting, lead: Metric) -> bool:
