@@ -19,15 +19,17 @@ from matplotlib.patches import Rectangle
 from histae.labels import value_key
 from histae.plots import save_figure, subplots
 from histae.report.measures import RAW_LOSS, Metric
-from histae.report.settings import Setting, final_value, student_t95
+from histae.report.settings import Setting, Stat, final_value
 from histae.report.verdict import Verdict
 
 
 @dataclass
 class Matrix:
-    """A metric over two keys: ``mean``/``half``/``n`` are (rows, cols), nan/0 where no value.
+    """A metric over two keys: ``mean``/``std``/``half``/``n`` are (rows, cols), nan/0 where no
+    value.
 
-    ``half`` is the 95% interval's half width (nan for one seed). Once drawn, ``face`` and
+    ``std`` is the seed-to-seed std and ``half`` the 95% interval's half width (both nan for one
+    seed). Once drawn, ``face`` and
     ``ink`` hold each cell's background and text colour (RGB in [0, 1]), ``span`` the colour
     scale's (low, high), and ``boxes`` the cells boxed: ``(row, col) -> "best" | "tie"``.
     """
@@ -35,6 +37,7 @@ class Matrix:
     rows: list[str]
     cols: list[str]
     mean: np.ndarray
+    std: np.ndarray
     half: np.ndarray
     n: np.ndarray
     face: dict[tuple[int, int], tuple[float, float, float]] = field(default_factory=dict)
@@ -72,10 +75,8 @@ def colour_span(m: Matrix) -> tuple[float, float]:
         return (0.0, 1.0)
     lo, hi = float(finite.min()), float(finite.max())
     middle = (lo + hi) / 2
-    cells = list(zip(*np.nonzero(np.isfinite(m.half)), strict=True))
-    # half = t * std / sqrt(n): undo it per cell for the seed-to-seed std itself.
-    stds = [m.half[i, j] * math.sqrt(m.n[i, j]) / student_t95(int(m.n[i, j])) for i, j in cells]
-    pooled = math.sqrt(float(np.mean(np.square(stds)))) if stds else 0.0
+    stds = m.std[np.isfinite(m.std)]
+    pooled = math.sqrt(float(np.mean(np.square(stds)))) if stds.size else 0.0
     floor = 2 * pooled if pooled > 0 else 0.05 * abs(middle)
     half = max((hi - lo) / 2, floor, 1e-12)
     return (middle - half, middle + half)
@@ -90,7 +91,8 @@ def matrix(settings: Sequence[Setting], row_key: str, col_key: str, metric: Metr
     """The settings' mean, std and seed count of ``metric`` on a ``row_key`` x ``col_key`` grid."""
     rows, cols = values_of(settings, row_key), values_of(settings, col_key)
     shape = (len(rows), len(cols))
-    out = Matrix(rows, cols, np.full(shape, np.nan), np.full(shape, np.nan), np.zeros(shape, int))
+    nan = np.full(shape, np.nan)
+    out = Matrix(rows, cols, nan.copy(), nan.copy(), nan.copy(), np.zeros(shape, int))
     for setting in settings:
         i = rows.index(setting.values.get(row_key, ""))
         j = cols.index(setting.values.get(col_key, ""))
@@ -100,6 +102,7 @@ def matrix(settings: Sequence[Setting], row_key: str, col_key: str, metric: Metr
             ci = stat.ci95
             out.mean[i, j], out.n[i, j] = stat.mean, stat.n
             out.half[i, j] = (ci[1] - ci[0]) / 2 if ci else np.nan
+            out.std[i, j] = stat.std if stat.std is not None else np.nan
     return out
 
 
@@ -207,12 +210,11 @@ def marginal(
             if s.values.get(key, "") == value
             for job in s.jobs
         ]
-        found = [v for v in found if v is not None]
-        if found:
-            means[i] = np.mean(found)
-            if len(found) > 1:
-                sem = np.std(found, ddof=1) / math.sqrt(len(found))
-                halves[i] = student_t95(len(found)) * sem
+        stat = Stat.of([v for v in found if v is not None])
+        if stat is not None:
+            means[i] = stat.mean
+            if (ci := stat.ci95) is not None:
+                halves[i] = (ci[1] - ci[0]) / 2
     return values, means, halves
 
 
