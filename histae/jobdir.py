@@ -136,7 +136,7 @@ class Unreadable(ValueError):
 
     def __init__(self, name: str, why: str) -> None:
         super().__init__(f"{name}: {why}")
-        self.name = name
+        self.name, self.why = name, why
 
 
 MiB = 1 << 20
@@ -434,7 +434,7 @@ def read_overrides(job_dir: str | os.PathLike) -> list[str]:
     except FileNotFoundError:
         return []
     except Unreadable as err:
-        raise Unreadable(f"{HYDRA}/overrides.yaml", str(err).split(": ", 1)[-1]) from None
+        raise Unreadable(f"{HYDRA}/overrides.yaml", err.why) from None
     if data is None:
         return []
     if not isinstance(data, list):
