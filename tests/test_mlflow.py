@@ -7,7 +7,6 @@ the params and the missing-package line, which import nothing of mlflow.
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -168,16 +167,12 @@ def test_resume_continues_the_run_without_duplicate_steps(tmp_path: Path) -> Non
 def test_a_killed_and_resumed_job_shows_each_step_once(tmp_path: Path) -> None:
     """SIGKILL past the first checkpoint, rerun: the run's history matches metrics.csv."""
     pytest.importorskip("mlflow")
-    from tests.helpers import histae, train_rows_past, wait_for
+    from tests.helpers import kill_past_then_rerun
     from tests.test_resume import JOB
 
     run_dir = tmp_path / "killed"
-    job = [*JOB, "logger=mlflow", f"hydra.run.dir={run_dir}"]
-    proc = histae(*job)
-    wait_for(lambda: train_rows_past(run_dir, 320), proc)  # the checkpoint is at 320 inputs
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert histae(*job).wait() == 0
+    # The checkpoint is at 320 inputs: the kill comes after it, the rerun resumes from it.
+    kill_past_then_rerun([*JOB, "logger=mlflow", f"hydra.run.dir={run_dir}"], run_dir, 320)
 
     client = client_for(run_dir)
     (run,) = runs_of(client, run_dir)

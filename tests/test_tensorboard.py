@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -159,16 +158,12 @@ def test_without_tensorboard_one_line_before_training(
 def test_a_killed_and_resumed_job_shows_each_step_once(tmp_path: Path) -> None:
     """SIGKILL past the first checkpoint, rerun: the events match metrics.csv step for step."""
     pytest.importorskip("tensorboard")
-    from tests.helpers import histae, train_rows_past, wait_for
+    from tests.helpers import kill_past_then_rerun
     from tests.test_resume import JOB
 
     run_dir = tmp_path / "killed"
-    job = [*JOB, "logger=tensorboard", f"hydra.run.dir={run_dir}"]
-    proc = histae(*job)
-    wait_for(lambda: train_rows_past(run_dir, 320), proc)  # the checkpoint is at 320 inputs
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert histae(*job).wait() == 0
+    # The checkpoint is at 320 inputs: the kill comes after it, the rerun resumes from it.
+    kill_past_then_rerun([*JOB, "logger=tensorboard", f"hydra.run.dir={run_dir}"], run_dir, 320)
 
     events = read_events(run_dir)
     rows = read_metrics(run_dir / "metrics.csv")

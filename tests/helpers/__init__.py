@@ -11,7 +11,15 @@ from tests.helpers.jobs import (
     write_sweep,
 )
 from tests.helpers.paths import CONF, ROOT
-from tests.helpers.run import NO_COUNT, TINY, histae, run_histae, train_rows_past, wait_for
+from tests.helpers.run import (
+    NO_COUNT,
+    TINY,
+    histae,
+    kill_past_then_rerun,
+    run_histae,
+    train_rows_past,
+    wait_for,
+)
 
 __all__ = [
     "CONF",
@@ -22,6 +30,7 @@ __all__ = [
     "finished_job",
     "histae",
     "job_config",
+    "kill_past_then_rerun",
     "metric_rows",
     "run_histae",
     "samples",

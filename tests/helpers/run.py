@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,13 @@ def train_rows_past(run_dir: Path, inputs: int) -> bool:
     except (OSError, ValueError):
         return False
     return any(r["split"] == "train" and r["inputs"] > inputs for r in rows)
+
+
+def kill_past_then_rerun(job: Sequence[str], run_dir: Path, inputs: int) -> None:
+    """Run ``python -m histae JOB``, SIGKILL it once metrics.csv has a train row past ``inputs``
+    images, then rerun the same command to its end (it must exit 0)."""
+    proc = histae(*job)
+    wait_for(lambda: train_rows_past(run_dir, inputs), proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert histae(*job).wait() == 0
