@@ -200,13 +200,16 @@ def test_marginals_show_intervals_on_an_honest_axis(tmp_path: Path) -> None:
 # Real tiny sweeps
 
 
+def real_sweep(sweep_dir: Path, *overrides: str) -> tuple[dict, list[dict[str, str]]]:
+    """``python -m histae -m +experiment=smoke OVERRIDES`` into ``sweep_dir`` (it must exit 0);
+    its results.json and results.csv rows."""
+    assert run_histae("-m", *TINY, *overrides, f"hydra.sweep.dir={sweep_dir}") == 0
+    return results(sweep_dir)
+
+
 def test_real_one_seed_sweep_has_no_zero_std_and_stars_nothing(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "one"
-    code = run_histae(
-        "-m", *TINY, "loss=l1", "optimizer.lr=0.003,1e-7", f"hydra.sweep.dir={sweep_dir}"
-    )
-    assert code == 0
-    data, rows = results(sweep_dir)
+    data, rows = real_sweep(sweep_dir, "loss=l1", "optimizer.lr=0.003,1e-7")
     assert len(rows) == 2 and {r["seeds"] for r in rows} == {"1"}
     assert {r["hist_w1_std"] for r in rows} == {""} and {r["best"] for r in rows} == {"False"}
     assert "trainer.seed=1,2,3" in data["verdict"]["sentence"]
@@ -217,16 +220,7 @@ def test_real_all_collapsed_sweep_stars_nothing_and_leads_with_the_collapse(
 ) -> None:
     # Outputs start near 0; a histogram range of [4, 5] leaves every one of them outside it.
     sweep_dir = tmp_path / "collapsed"
-    code = run_histae(
-        "-m",
-        *TINY,
-        "loss.min=4",
-        "loss.max=5",
-        "loss.sigma=50,100",
-        f"hydra.sweep.dir={sweep_dir}",
-    )
-    assert code == 0
-    data, rows = results(sweep_dir)
+    data, rows = real_sweep(sweep_dir, "loss.min=4", "loss.max=5", "loss.sigma=50,100")
     assert {r["best"] for r in rows} == {"False"} and {r["collapsed"] for r in rows} == {"1"}
     assert data["verdict"]["best"] is None and data["verdict"]["leader"] is None
     assert data["verdict"]["warnings"][0].startswith("2 of 2 jobs collapsed")
@@ -239,16 +233,9 @@ def test_real_sweep_over_a_key_that_cannot_change_training_is_indistinguishable(
     tmp_path: Path,
 ) -> None:
     sweep_dir = tmp_path / "same"
-    code = run_histae(
-        "-m",
-        *TINY,
-        "loss=l1",
-        "trainer.log_every_inputs=32,64",
-        "trainer.seed=1,2,3",
-        f"hydra.sweep.dir={sweep_dir}",
+    data, rows = real_sweep(
+        sweep_dir, "loss=l1", "trainer.log_every_inputs=32,64", "trainer.seed=1,2,3"
     )
-    assert code == 0
-    data, rows = results(sweep_dir)
     assert len(rows) == 2 and {r["seeds"] for r in rows} == {"3"}
     assert {r["best"] for r in rows} == {"False"}
     assert [s["indistinguishable_from_best"] for s in data["settings"]] == [True, True]
@@ -261,18 +248,14 @@ def test_real_sweep_with_a_clearly_worse_setting_stars_a_distinguishable_best(
 ) -> None:
     # A trained l1 network against one whose learning rate leaves it untrained.
     sweep_dir = tmp_path / "worse"
-    code = run_histae(
-        "-m",
-        *TINY,
+    data, _ = real_sweep(
+        sweep_dir,
         "loss=l1",
         "optimizer.lr=0.003,1e-7",
         "trainer.seed=1,2,3",
         "trainer.max_inputs=640",
         "trainer.val_every_inputs=320",
-        f"hydra.sweep.dir={sweep_dir}",
     )
-    assert code == 0
-    data, _ = results(sweep_dir)
     assert data["verdict"]["best"] == "lr=0.003"
     best, worse = data["settings"]
     assert best["best"] is True and worse["indistinguishable_from_best"] is False
