@@ -10,7 +10,8 @@ replicates, as in a grid: each trial is one setting, run once per seed in value-
 The study lives in the sweep folder (Optuna's journal, ``optuna.journal``), so rerunning the
 command continues it to ``n_trials`` in all: a trial left running by a kill is resumed with the
 same setting, in its own folders, from their checkpoints; finished trials are never rerun.
-``trials.csv`` and ``best.yaml`` are rewritten after every trial.
+``trials.csv``, ``best.yaml`` and ``importance.csv`` (:mod:`histae.importance`) are rewritten
+after every trial.
 
 Optuna is imported only here, only when a search runs: it is an optional extra
 (``pip install -e ".[search]"``), and Hydra imports every plugin module on every start.
@@ -33,6 +34,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
 from omegaconf import OmegaConf
 
+from histae.importance import IMPORTANCE_CSV, importance_csv, param_importance
 from histae.report.history import TRIALS_CSV
 
 log = logging.getLogger(__name__)
@@ -551,7 +553,8 @@ class Search:
     # -- outputs
 
     def write_outputs(self, study: Any) -> None:
-        """``trials.csv`` and ``best.yaml`` (once a trial has completed), whole or not at all."""
+        """``trials.csv``, ``best.yaml`` (once a trial has completed) and ``importance.csv``
+        (once enough have), each whole or not at all."""
         from histae.atomic import write_text
 
         trials = study.trials
@@ -562,6 +565,9 @@ class Search:
                 study.best_trial, self.fixed, self.seeds, self.metric, self.direction
             )
             write_text(self.sweep_dir / BEST_YAML, best_yaml(record))
+        importances = param_importance(self.optuna, trials, self.direction)
+        if importances:
+            write_text(self.sweep_dir / IMPORTANCE_CSV, importance_csv(importances))
 
     def conclude(self, study: Any) -> list[Any]:
         """Say how the search ended; raise the sweeper's failure when the failure budget ran

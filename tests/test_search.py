@@ -431,3 +431,76 @@ def test_the_colour_search_composes_and_runs_its_seeds(run_cli, monkeypatch, tmp
     assert best.metric == "retrieval_rank_joint" and best.direction == "minimize"
     config = OmegaConf.load(sweep / ran[0] / ".hydra" / "config.yaml")
     assert config.loss._target_ == "histae.colour.SlicedWassersteinLoss"
+
+
+# -- parameter importance
+
+
+def _study(seed: int, effect: float):
+    """20 random trials over lr and d; the value is ``effect`` times a bowl in log10(lr) plus
+    noise of 0.1, d does nothing (benchmarks/bench_importance.py measures the same at scale)."""
+    import numpy as np
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    rng = np.random.default_rng(seed)
+
+    def objective(trial) -> float:
+        lr = trial.suggest_float("lr", 1e-4, 1e-2, log=True)
+        trial.suggest_categorical("d", [8, 32, 128])
+        return effect * (np.log10(lr) + 2.5) ** 2 + float(rng.normal(0, 0.1))
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(objective, n_trials=20)
+    return study
+
+
+def test_importance_finds_the_key_that_sets_the_value_and_not_the_one_that_does_not() -> None:
+    from histae.importance import MIN_TRIALS, param_importance
+
+    study = _study(seed=2, effect=1.0)
+    lr, d = param_importance(optuna, study.trials, "minimize")
+    assert (lr.key, d.key) == ("lr", "d")  # most important first
+    assert lr.share > 0.8 and lr.share + d.share == pytest.approx(1.0)
+    assert lr.low <= lr.share <= lr.high and d.low <= d.share <= d.high
+    assert lr.p <= 0.05 and lr.distinguishable
+    assert d.p > 0.05 and not d.distinguishable
+    # the same trials give the same numbers (the resampling is seeded)
+    assert param_importance(optuna, study.trials, "minimize") == [lr, d]
+    # values that no key sets: nothing stands out
+    null = param_importance(optuna, _study(seed=2, effect=0.0).trials, "minimize")
+    assert all(not imp.distinguishable for imp in null)
+    assert param_importance(optuna, study.trials[: MIN_TRIALS - 1], "minimize") == []
+
+
+def test_a_search_writes_importance_and_the_report_shows_it(run_cli, monkeypatch, tmp_path):
+    from PIL import Image
+
+    from histae.importance import IMPORTANCE_CSV, MIN_TRIALS, read_importance
+    from histae.report import write_report
+
+    fake_train(monkeypatch)  # a trial's value is 100 * lr + seed: loss.bins does nothing
+    sweep = tmp_path / "sweep"
+    args = [*TINY_SEARCH, "loss.bins=choice(50,100)", f"hydra.sweeper.search.n_trials={MIN_TRIALS}"]
+    assert run_cli(*args, "hydra.sweeper.search.sampler=random", f"hydra.sweep.dir={sweep}") == 0
+    with open(sweep / IMPORTANCE_CSV, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["key"] for r in rows) == ["loss.bins", "optimizer.lr"]
+    assert {r["trials"] for r in rows} == {str(MIN_TRIALS)}
+    read = read_importance(sweep)
+    assert [imp.key for imp in read] == [r["key"] for r in rows]
+    assert sum(imp.share for imp in read) == pytest.approx(1.0)
+    page = (sweep / "report" / "index.html").read_text()
+    assert '<table id="importance">' in page and "permutation test" in page
+    for imp in read:
+        assert f"<td>{imp.key}</td>" in page
+    assert Image.open(sweep / "report" / "search.png").size[0] == 1100  # history + importance
+    # a file from elsewhere that is not our table, or a link: no importance, the report whole
+    (sweep / IMPORTANCE_CSV).write_text("key,share\nx,2\n")
+    assert read_importance(sweep) == []
+    (sweep / IMPORTANCE_CSV).unlink()
+    (sweep / IMPORTANCE_CSV).symlink_to(tmp_path / "elsewhere.csv")
+    (tmp_path / "elsewhere.csv").write_text("".join(",".join(r.values()) + "\n" for r in rows))
+    assert read_importance(sweep) == []
+    write_report(sweep)
+    assert '<table id="importance">' not in (sweep / "report" / "index.html").read_text()
+    assert Image.open(sweep / "report" / "search.png").size[0] == 700  # the history alone

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from histae.atomic import write_text
+from histae.importance import read_importance
 from histae.labels import describe_config, short_keys
 from histae.plots import save_png
 from histae.report import layout
@@ -138,9 +139,12 @@ def write_report(sweep_dir: str | os.PathLike, lead: str | None = None) -> Path:
                 figures.append(layout.PARALLEL)
         search = read_search(sweep_dir)
         trials = read_trials(sweep_dir) if search else []
+        importances = read_importance(sweep_dir) if search else []
         if search and trials:
             metric = METRICS.get(search[0], lead_m)
-            plot_history(trials, metric.label, search[1] == "maximize", staged / layout.SEARCH)
+            plot_history(
+                trials, metric.label, search[1] == "maximize", staged / layout.SEARCH, importances
+            )
             figures.append(layout.SEARCH)
         write_text(staged / layout.RESULTS_CSV, results_csv(rows))
         runs = runs_rows(jobs, list(jobs[0].swept) if jobs else [])
@@ -171,6 +175,7 @@ def write_report(sweep_dir: str | os.PathLike, lead: str | None = None) -> Path:
             "normalised": loss_key(jobs) == "hist_tv",
             "verdict": verdict,
             "validations": validations(jobs),
+            "importance": importances,
         }
         page = sweep_page(
             sweep_dir, jobs, settings, rows, keys, metrics, short, lead_m, figures, info

@@ -15,9 +15,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from matplotlib.ticker import MaxNLocator
 
+from histae.importance import Importance
 from histae.plots import save_figure, subplots
 
 TRIALS_CSV = "trials.csv"
@@ -75,12 +77,24 @@ def best_so_far(trials: Sequence[Trial], higher_is_better: bool) -> list[float |
 
 
 def plot_history(
-    trials: Sequence[Trial], label: str, higher_is_better: bool, path: str | os.PathLike
+    trials: Sequence[Trial],
+    label: str,
+    higher_is_better: bool,
+    path: str | os.PathLike,
+    importances: Sequence[Importance] = (),
 ) -> list[float | None]:
     """search.png: each complete trial's value (± std over its seeds) against its number, the
-    best so far as a step line, pruned and failed trials marked on the bottom axis. Returns the
-    best-so-far line it drew."""
-    fig, ax = subplots(figsize=(7, 3.6), layout="constrained")
+    best so far as a step line, pruned and failed trials marked on the bottom axis; with
+    ``importances`` (:mod:`histae.importance`) a second panel of each key's share with its 95%
+    interval, the keys not distinguishable from no effect hatched. Returns the best-so-far line
+    it drew."""
+    if importances:
+        fig, (ax, side) = subplots(
+            1, 2, figsize=(11, 3.6), layout="constrained", width_ratios=(2, 1)
+        )
+        plot_importance(importances, side)
+    else:
+        fig, ax = subplots(figsize=(7, 3.6), layout="constrained")
     done = [t for t in trials if t.state == "COMPLETE" and t.value is not None]
     if done:
         ax.errorbar(
@@ -116,3 +130,36 @@ def plot_history(
     ax.legend(fontsize=8)
     save_figure(fig, path)
     return best
+
+
+def plot_importance(importances: Sequence[Importance], ax: Any) -> None:
+    """Horizontal bars, most important on top: share of the summed importance with its 95%
+    bootstrap interval and the permutation p-value; hatched and grey when p > 0.05."""
+    order = list(reversed(importances))
+    ys = range(len(order))
+    plain = [imp.distinguishable for imp in order]
+    bars = ax.barh(
+        ys,
+        [imp.share for imp in order],
+        xerr=[
+            [max(imp.share - imp.low, 0.0) for imp in order],
+            [max(imp.high - imp.share, 0.0) for imp in order],
+        ],
+        color=["tab:blue" if ok else "lightgrey" for ok in plain],
+        edgecolor="black",
+        capsize=3,
+    )
+    for bar, y, imp, ok in zip(bars, ys, order, plain, strict=True):
+        if not ok:
+            bar.set_hatch("//")
+        ax.text(
+            1.02, y, f"p={imp.p:.2g}", va="center", fontsize=8, transform=ax.get_yaxis_transform()
+        )
+    ax.set_yticks(list(ys), [imp.key for imp in order], fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of importance (95% interval)")
+    n = importances[0].trials
+    ax.set_title(
+        f"Parameter importance ({n} complete trials)\nhatched: p > 0.05, not told from no effect",
+        fontsize=9,
+    )

@@ -48,7 +48,8 @@ REPORT_FILES: dict[str, str] = {
     PARALLEL: "sweeps over more than two keys: a parallel-coordinates plot of the settings",
     SEARCH: "searches (`hydra.sweeper.search`): each trial's value (mean ± std over its seeds) "
     "in the order the trials ran, the best so far as a step line, pruned and failed trials "
-    "marked without a value",
+    "marked without a value; from 8 complete trials on, beside it each searched key's "
+    "importance with its 95% interval and p-value (the page has the table and the rule)",
     MOSAIC: "every setting's last grid (originals over reconstructions), on the heatmaps' grid "
     "for two keys",
     RESULTS_CSV: "one row per setting, ranked settings first by the lead metric: swept values, "

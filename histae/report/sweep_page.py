@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from histae.importance import RULE as IMPORTANCE_RULE
+from histae.importance import Importance
 from histae.report import layout
 from histae.report.html import esc, href, img, page, state_counts, table_html
 from histae.report.measures import METRICS, Metric
@@ -14,6 +16,26 @@ from histae.report.reading import Job
 from histae.report.settings import Setting
 from histae.report.tables import RAW_LOSS_HEADING, display_rows, mark, replicated_note
 from histae.report.verdict import RULE
+
+
+def importance_html(importances: Sequence[Importance]) -> str:
+    """The search's parameter importance as a table, with its rule."""
+    cells = [
+        [
+            imp.key,
+            f"{imp.share:.2f}",
+            f"{imp.low:.2f} to {imp.high:.2f}",
+            f"{imp.p:.2g}",
+            "yes" if imp.distinguishable else "no",
+        ]
+        for imp in importances
+    ]
+    heads = ["key", "share", "95% interval", "p", "an effect?"]
+    return (
+        '<h3 id="importance">Parameter importance</h3>'
+        + table_html(heads, cells, "importance", numeric_from=1)
+        + f'<p class="note">{esc(IMPORTANCE_RULE)}. From importance.csv in the sweep folder.</p>'
+    )
 
 
 def _metrics_note(lead: Metric, loss_normalised: bool) -> str:
@@ -134,11 +156,14 @@ def sweep_page(
             layout.SEARCH,
             "The search's trials in the order they ran: each complete trial's value (mean ± std "
             "over its seeds; trials.csv in the sweep folder has them all), the best so far as a "
-            "step line, pruned and failed trials marked on the axis without a value.",
+            "step line, pruned and failed trials marked on the axis without a value; beside it, "
+            "once 8 trials are complete, each searched key's importance (table below).",
         ),
     ):
         if name in figures:
             body.append(f"<p>{esc(text)}</p>" + img(name, text))
+    if layout.SEARCH in figures and info.get("importance"):
+        body.append(importance_html(info["importance"]))
     body.append('<h2 id="curves">Curves</h2>')
     body.append(
         "<p>Train averages as lines, validations as markers, on one axis"
