@@ -4,10 +4,12 @@ Every shared function is in tests/helpers/ (one copy each); this file holds only
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
@@ -15,6 +17,21 @@ from omegaconf import DictConfig, OmegaConf
 import histae.config  # noqa: F401  (schemas and resolvers)
 from tests.helpers.paths import CONF
 from tests.helpers.run import TINY, run_histae
+
+
+def _share_the_cores() -> None:
+    """Under pytest-xdist (``pytest -n N``) each worker takes cores // N threads, and so do the
+    processes it starts: N workers that each started a thread per core (torch's default) would
+    fight over the cores, and torch's threads then wait on each other (measured here: a search's
+    job ran at a tenth of its speed beside a test run)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, len(os.sched_getaffinity(0)) // workers)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        torch.set_num_threads(threads)
+
+
+_share_the_cores()
 
 
 @pytest.fixture

@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 from omegaconf import OmegaConf
 
 from histae.callbacks import HISTAE_SWEEPER, SweepReport
 from tests.helpers import TINY, run_histae, write_sweep
 
 
+@pytest.mark.slow  # a real sweep of 2 jobs under Hydra's sweeper, and its report
 def test_the_basic_sweeper_gets_the_report(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     code = run_histae(

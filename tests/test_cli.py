@@ -145,6 +145,7 @@ def test_a_rerun_with_another_budget_names_the_key_typed_not_a_derived_one(
         assert "T_max" not in err[0]
 
 
+@pytest.mark.slow  # a real sweep of 2 jobs, rerun
 def test_a_sweep_rerun_with_another_budget_names_it_and_says_job_k_of_n(
     run_cli, capsys, tmp_path
 ) -> None:

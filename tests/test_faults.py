@@ -300,6 +300,7 @@ def test_an_enormous_image_is_refused_by_name_before_decoding(run_cli, capsys, t
     assert f"{images / 'huge.png'} is 9000x8000 pixels, larger than the 64 megapixels" in line
 
 
+@pytest.mark.slow  # a subprocess job: its stderr is the point
 def test_a_file_name_that_is_not_utf8_never_breaks_the_logs(tmp_path) -> None:
     images = tmp_path / "images"
     images.mkdir()

@@ -484,6 +484,7 @@ def test_the_fused_loops_leave_torchs_thread_count_alone(backend) -> None:
     assert out.stdout.split() == ["1"]
 
 
+@pytest.mark.slow  # two fresh processes, each compiling the CPU loops
 def test_a_damaged_numba_cache_is_rebuilt_not_fatal(tmp_path, backend) -> None:
     if backend == "eager":
         pytest.skip("fresh processes, where the fused loops run; once is enough")

@@ -109,6 +109,7 @@ def test_real_sweep_page_loads_every_image(real_sweep: Path, tmp_path: Path) -> 
         assert job["images-loaded"] == job["images-total"]
 
 
+@pytest.mark.slow  # Chromium twice, on a real sweep
 def test_the_sweep_folders_index_opens_and_screenshots_without_a_redirect(tmp_path: Path) -> None:
     sweep_dir = write_sweep(tmp_path / "sweep", seeds=(1, 2, 3))
     write_report(sweep_dir)

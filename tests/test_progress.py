@@ -366,6 +366,7 @@ def test_cfg_job_shows_the_sweep(experiment: str, run_cli, capsys) -> None:
     assert ("loss.bins: 100,200,50" in out) != (experiment == "histloss_losses")
 
 
+@pytest.mark.slow  # a 9-job sweep through the launcher (each job stops at its data)
 def test_an_experiment_says_what_it_will_run_before_it_starts(tmp_path: Path, run_cli, capsys):
     """The 9 jobs come from the experiment's top-level ``sweep`` key; multirun.yaml records
     them as they ran. (Every job stops building its data, so nothing trains.)"""

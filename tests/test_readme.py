@@ -30,7 +30,10 @@ def test_ci_runs_the_readme_test_command() -> None:
     ]
     assert len(ci_lines) == 1
     assert ci_lines[0] in bash_blocks(readme)
-    assert ci_lines[0].endswith("pytest")
+    # ... and the whole suite: its pytest steps' marker expressions are complementary
+    runs = [step for step in ci_lines[0].split(" && ") if step.startswith("pytest")]
+    marks = [re.search(r'-m ("[^"]+"|\S+)', run) for run in runs]
+    assert sorted(m.group(1).strip('"') for m in marks if m) == ["not slow", "slow"], runs
 
 
 def test_readme_main_command_sets_up_as_ci_does_and_runs_the_default_job() -> None:

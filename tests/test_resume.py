@@ -71,6 +71,7 @@ def test_rerun_of_a_finished_sweep_skips_every_job(run_cli, tmp_path) -> None:
     assert written() == before
 
 
+@pytest.mark.slow  # a real sweep of 2 jobs, 4 validations each
 def test_diverged_job_stops_keeps_its_checkpoint_and_the_sweep_goes_on(run_cli, tmp_path) -> None:
     sweep = tmp_path / "sweep"
     # A learning rate of 1e12 blows the weights up within a few steps.
@@ -80,8 +81,8 @@ def test_diverged_job_stops_keeps_its_checkpoint_and_the_sweep_goes_on(run_cli, 
         "loss=mse",
         "optimizer=sgd",
         "optimizer.lr=0.01,1e12",
-        "trainer.max_inputs=256",
-        "trainer.val_every_inputs=16",
+        "trainer.max_inputs=64",
+        "trainer.val_every_inputs=16",  # a checkpoint after the first step, before it diverges
         f"hydra.sweep.dir={sweep}",
     )
     assert code == 3  # diverging is a result, not a crash, but a script can tell
@@ -89,11 +90,12 @@ def test_diverged_job_stops_keeps_its_checkpoint_and_the_sweep_goes_on(run_cli, 
     assert ok["status"] == "done"
     assert bad["status"] == "diverged"
     assert "loss became" in bad["error"] and "last finite loss" in bad["error"]
-    assert bad["inputs"] < 256
+    assert bad["inputs"] < 64
     checkpoint = load_checkpoint(sweep / "lr-1000000000000.0" / "checkpoint.pt")
     assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
 
 
+@pytest.mark.slow  # real sweeps of 2 jobs, twice
 def test_failed_job_is_recorded_and_the_others_run(run_cli, capsys, tmp_path) -> None:
     sweep = tmp_path / "sweep"
     # A value only the job can find wrong (the config is fine): 40 tiles hold 36 training tiles,

@@ -207,6 +207,7 @@ def real_sweep(sweep_dir: Path, *overrides: str) -> tuple[dict, list[dict[str, s
     return results(sweep_dir)
 
 
+@pytest.mark.slow  # a real sweep of 2 jobs and its report
 def test_real_one_seed_sweep_has_no_zero_std_and_stars_nothing(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "one"
     data, rows = real_sweep(sweep_dir, "loss=l1", "optimizer.lr=0.003,1e-7")
@@ -215,6 +216,7 @@ def test_real_one_seed_sweep_has_no_zero_std_and_stars_nothing(tmp_path: Path) -
     assert "trainer.seed=1,2,3" in data["verdict"]["sentence"]
 
 
+@pytest.mark.slow  # a real sweep of 2 jobs and its report
 def test_real_all_collapsed_sweep_stars_nothing_and_leads_with_the_collapse(
     tmp_path: Path,
 ) -> None:
