@@ -240,6 +240,54 @@ def report_example(root: Path) -> str:
     return "\n".join(lines)
 
 
+def search_example(root: Path, folder: str = "colour_search", top: int = 8) -> str:
+    """A real search shown in sweeps.md, from the files it left, saved under docs/<folder>/:
+    run.json (command, commit, date, wall time), trials.csv, importance.csv and the report's
+    results.json: the report's sentence, the best settings with their intervals, and the
+    parameter importance."""
+    from histae.importance import read_importance
+
+    saved = root / "docs" / folder
+    run = json.loads((saved / "run.json").read_text())
+    report = json.loads((saved / "results.json").read_text())
+    with open(saved / "trials.csv", newline="") as f:
+        states = [r["state"] for r in csv.DictReader(f)]
+    counts = ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
+    lead = report["lead_metric"]
+    lines = [
+        f"*A real search: `{run['command']}` at commit `{run['commit'][:10]}` ({run['date']}; "
+        f"{len(states)} trials: {counts}; {run['wall_time_s'] / 60:.0f} min on a shared 2-core "
+        "machine). Its report's answer:*",
+        "",
+        f"> **{report['verdict']['sentence']}**",
+        "",
+        f"| trial setting | seeds | `{lead}` mean ± std | 95% interval | ≈ best |",
+        "|---|---:|---:|---|---|",
+    ]
+    ranked = [s for s in report["settings"] if s["ranked"]][:top]
+    for s in ranked:
+        m = s["metrics"][lead]
+        spread = f" ± {m['std']:.1f}" if m["std"] is not None else ""
+        ci = f"{m['ci95'][0]:.1f} to {m['ci95'][1]:.1f}" if m["ci95"] else "(one seed)"
+        mark = "best" if s["best"] else ("yes" if s["indistinguishable_from_best"] else "no")
+        lines.append(f"| {s['setting']} | {s['seeds']} | {m['mean']:.1f}{spread} | {ci} | {mark} |")
+    importances = read_importance(saved)
+    if importances:
+        lines += [
+            "",
+            f"*Parameter importance over its {importances[0].trials} complete trials:*",
+            "",
+            "| key | share | 95% interval | p | an effect? |",
+            "|---|---:|---|---:|---|",
+        ]
+        lines += [
+            f"| `{i.key}` | {i.share:.2f} | {i.low:.2f} to {i.high:.2f} | {i.p:.2g} | "
+            f"{'yes' if i.distinguishable else 'no'} |"
+            for i in importances
+        ]
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- file tables from the code
 
 
@@ -274,6 +322,7 @@ GENERATORS: dict[str, Callable[[Path], str]] = {
     ),
     "hero-caption": hero_caption,
     "report-example": report_example,
+    "search-example": search_example,
 }
 
 

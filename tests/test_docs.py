@@ -191,3 +191,20 @@ def test_the_hero_job_still_produces_its_recorded_first_steps(tmp_path: Path) ->
             "docs/figures.json's default job no longer matches what the code produces: rerun "
             "`python -m histae` and `python docs/make_figures.py default-job <its folder>`"
         )
+
+
+def test_the_search_example_follows_its_saved_files(tree: Path, capsys) -> None:
+    saved = tree / "docs" / "colour_search"
+    with open(saved / "importance.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert docs.search_example(tree).count("\n| `") == len(rows)  # one row per searched key
+    rows[0]["p"] = "0.5"  # the leading key no longer told from no effect
+    with open(saved / "importance.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    rc, err = check(tree, capsys)
+    assert rc == 1 and "docs/sweeps.md" in err
+    docs.main(["--root", str(tree)])
+    assert f"| `{rows[0]['key']}` | " in (tree / "docs" / "sweeps.md").read_text()
+    assert "| 0.5 | no |" in (tree / "docs" / "sweeps.md").read_text()

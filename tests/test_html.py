@@ -61,6 +61,7 @@ def page_counts(page: Path, profile: Path) -> dict[str, int]:
     return {key: int(value) for key, value in found.items()}
 
 
+@pytest.mark.slow  # Chromium on every page of a sweep: about 5 s of CPU
 def test_sweep_page_and_every_job_page_load_whole(tmp_path: Path) -> None:
     sweep_dir = write_sweep(tmp_path / "outputs" / "sweeps" / "2024-01-02_03-04-05")
     index = write_report(sweep_dir)

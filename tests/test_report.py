@@ -153,6 +153,7 @@ def test_one_seed_is_sorted_but_stars_nothing_and_says_how_to_judge(sweep: Path)
     assert "with one seed the report cannot tell" in page and ">★ " not in page  # no row starred
 
 
+@pytest.mark.slow  # reports rebuilt for each lead: about 4 s of CPU
 def test_the_lead_metric_is_choosable(tmp_path: Path) -> None:
     sweep_dir = write_sweep(tmp_path / "s")
     assert main([str(sweep_dir), "--lead", "psnr"]) == 0

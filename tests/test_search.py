@@ -150,6 +150,7 @@ def test_a_bad_search_is_refused_before_anything_is_written(
 # -- trials, seeds, failures (training replaced by a job that ends at once)
 
 
+@pytest.mark.slow  # 6 jobs and their report: about 6 s of CPU
 def test_seeds_are_replicates_of_each_trial(run_cli, monkeypatch, tmp_path) -> None:
     ran = fake_train(monkeypatch)
     sweep = tmp_path / "sweep"
@@ -199,6 +200,7 @@ def test_a_failed_trial_is_recorded_and_the_search_goes_on(run_cli, monkeypatch,
     assert best.trial in [t.number for t in trials if t.state == TrialState.COMPLETE]
 
 
+@pytest.mark.slow  # two searches and reports: about 5 s of CPU
 def test_the_search_stops_past_its_failure_budget(run_cli, capsys, monkeypatch, tmp_path) -> None:
     fake_train(monkeypatch, fail_above=0.001)
     sweep = tmp_path / "sweep"
@@ -472,6 +474,7 @@ def test_importance_finds_the_key_that_sets_the_value_and_not_the_one_that_does_
     assert param_importance(optuna, study.trials[: MIN_TRIALS - 1], "minimize") == []
 
 
+@pytest.mark.slow  # 8 trials and two reports: about 6 s of CPU
 def test_a_search_writes_importance_and_the_report_shows_it(run_cli, monkeypatch, tmp_path):
     from PIL import Image
 
