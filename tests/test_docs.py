@@ -71,15 +71,20 @@ def test_a_changed_default_and_a_new_group_appear_on_regeneration(
     assert "| `turns` | `3` | how far |" in page and "| `parts.inner.size` | `2` | mm |" in page
 
 
-def test_a_changed_saved_csv_makes_check_fail(tree: Path, capsys: pytest.CaptureFixture) -> None:
-    path = tree / "docs" / "colour_losses.csv"
+def edit_csv(path: Path, column: str, value: str) -> list[dict[str, str]]:
+    """Set ``column`` of the first row of a saved CSV to ``value``; the rows as written."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    rows[0]["psnr"] = "99.0"
+    rows[0][column] = value
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    return rows
+
+
+def test_a_changed_saved_csv_makes_check_fail(tree: Path, capsys: pytest.CaptureFixture) -> None:
+    edit_csv(tree / "docs" / "colour_losses.csv", "psnr", "99.0")
     rc, err = check(tree, capsys)
     assert rc == 1 and "docs/experiment.md" in err
     docs.main(["--root", str(tree)])
@@ -194,15 +199,10 @@ def test_the_hero_job_still_produces_its_recorded_first_steps(tmp_path: Path) ->
 
 
 def test_the_search_example_follows_its_saved_files(tree: Path, capsys) -> None:
-    saved = tree / "docs" / "colour_search"
-    with open(saved / "importance.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert docs.search_example(tree).count("\n| `") == len(rows)  # one row per searched key
-    rows[0]["p"] = "0.5"  # the leading key no longer told from no effect
-    with open(saved / "importance.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    keys = docs.search_example(tree).count("\n| `")  # one row per searched key
+    # the leading key no longer told from no effect
+    rows = edit_csv(tree / "docs" / "colour_search" / "importance.csv", "p", "0.5")
+    assert keys == len(rows)
     rc, err = check(tree, capsys)
     assert rc == 1 and "docs/sweeps.md" in err
     docs.main(["--root", str(tree)])
