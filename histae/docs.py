@@ -288,6 +288,103 @@ def search_example(root: Path, folder: str = "colour_search", top: int = 8) -> s
     return "\n".join(lines)
 
 
+MATRIX_METRICS = ("loss", "hist_tv", "hist_w1", "psnr", "retrieval_rank_joint")
+"""The matrix table's columns: the raw loss first (it scales with 1/bins), then the metrics
+that compare across bins."""
+
+
+def matrix_judgement(csv_path: Path) -> tuple[list[dict], dict[str, dict]]:
+    """The original matrix judged per metric by the report's rule, from a report's runs.csv
+    (one row per job): a setting (bins, sigma) is ranked when all its jobs are done; the best is
+    the ranked setting without a collapsed job with the best mean; a setting is
+    indistinguishable from it when Welch's two-sided p > 0.05 (:mod:`histae.report.verdict`).
+
+    Returns one record per setting (``bins``, ``sigma``, ``seeds``, ``collapsed``, per metric a
+    :class:`~histae.report.settings.Stat`, ``p`` and ``tie``) and per metric its ``best``
+    setting and the ``distinguishable`` count.
+    """
+    from histae.report.measures import METRICS, RAW_LOSS
+    from histae.report.settings import Stat
+    from histae.report.verdict import ALPHA, welch_p
+
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    groups: dict[tuple[int, int], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((int(r["loss.bins"]), int(r["loss.sigma"])), []).append(r)
+    settings = []
+    for (bins, sigma), jobs in sorted(groups.items()):
+        done = all(j["status"] == "done" for j in jobs)
+        record: dict = {
+            "bins": bins,
+            "sigma": sigma,
+            "seeds": len(jobs),
+            "ranked": done,
+            "collapsed": sum(j["collapsed"] == "True" for j in jobs),
+            "wall_time": sum(float(j["wall_time"]) for j in jobs),
+        }
+        for key in MATRIX_METRICS:
+            record[key] = Stat.of([float(j[key]) for j in jobs if j.get(key)])
+        settings.append(record)
+    summary: dict[str, dict] = {}
+    for key in MATRIX_METRICS:
+        metric = METRICS.get(key, RAW_LOSS)
+        sign = -1.0 if metric.higher_is_better else 1.0
+        candidates = [s for s in settings if s["ranked"] and not s["collapsed"] and s[key]]
+        best = min(candidates, key=lambda s: sign * s[key].mean) if candidates else None
+        apart = 0
+        for s in settings:
+            judged = best and s["ranked"] and s[key] and s is not best
+            p = welch_p(s[key], best[key]) if judged else None
+            s[f"{key}_p"] = p
+            s[f"{key}_tie"] = None if p is None else p > ALPHA
+            apart += p is not None and p <= ALPHA
+        summary[key] = {"best": best, "distinguishable": apart}
+    return settings, summary
+
+
+def matrix_table(root: Path) -> str:
+    """The original matrix with seeds (docs/matrix_48k/runs.csv) as a table: each setting's
+    mean ± 95% interval per metric, the best by the rule bold, the settings distinguishable
+    from it (Welch, p <= 0.05) marked with a dagger."""
+    settings, summary = matrix_judgement(root / "docs" / "matrix_48k" / "runs.csv")
+    heads = {
+        "loss": "raw loss",
+        "hist_tv": "`hist_tv`",
+        "hist_w1": "`hist_w1`",
+        "psnr": "PSNR (dB)",
+        "retrieval_rank_joint": "retrieval rank (joint)",
+    }
+    digits = {"loss": 2, "hist_tv": 3, "hist_w1": 3, "psnr": 2, "retrieval_rank_joint": 1}
+    lines = [
+        "| bins | sigma | seeds | " + " | ".join(heads[k] for k in MATRIX_METRICS) + " |",
+        "|---:|---:|---:|" + "---:|" * len(MATRIX_METRICS),
+    ]
+    for s in settings:
+        cells = []
+        for key in MATRIX_METRICS:
+            stat, d = s[key], digits[key]
+            if stat is None:
+                cells.append("")
+                continue
+            ci = stat.ci95
+            text = f"{stat.mean:.{d}f}" + (f" ± {(ci[1] - ci[0]) / 2:.{d}f}" if ci else "")
+            if summary[key]["best"] is s:
+                text = f"**{text}**"
+            elif s[f"{key}_tie"] is False:
+                text += " †"
+            cells.append(text)
+        lines.append(f"| {s['bins']} | {s['sigma']} | {s['seeds']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Distinguishable from the best (†, of "
+        f"{len(settings) - 1}): "
+        + "; ".join(f"{heads[k]} {summary[k]['distinguishable']}" for k in MATRIX_METRICS)
+        + ".",
+    ]
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- file tables from the code
 
 
@@ -323,6 +420,7 @@ GENERATORS: dict[str, Callable[[Path], str]] = {
     "hero-caption": hero_caption,
     "report-example": report_example,
     "search-example": search_example,
+    "findings-matrix": matrix_table,
 }
 
 

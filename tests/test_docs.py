@@ -208,3 +208,38 @@ def test_the_search_example_follows_its_saved_files(tree: Path, capsys) -> None:
     docs.main(["--root", str(tree)])
     assert f"| `{rows[0]['key']}` | " in (tree / "docs" / "sweeps.md").read_text()
     assert "| 0.5 | no |" in (tree / "docs" / "sweeps.md").read_text()
+
+
+def test_the_matrix_is_judged_by_the_reports_rule(tmp_path: Path) -> None:
+    columns = ["job", "loss.bins", "loss.sigma", "trainer.seed", "status", "collapsed", "wall_time"]
+    columns += list(docs.MATRIX_METRICS)
+    # (bins, sigma): hist_w1 per seed; 50/50 best, 100/50 the same within noise, 200/50 worse,
+    # 50/100 better still but one seed collapsed (never best), 100/100 one seed unfinished.
+    values = {
+        (50, 50): [0.10, 0.11, 0.12],
+        (100, 50): [0.10, 0.12, 0.13],
+        (200, 50): [0.30, 0.31, 0.32],
+        (50, 100): [0.01, 0.02, 0.03],
+        (100, 100): [0.05, 0.05, 0.05],
+    }
+    path = tmp_path / "runs.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        for (bins, sigma), w1 in values.items():
+            for seed, value in enumerate(w1, 1):
+                row = {k: "1.0" for k in docs.MATRIX_METRICS} | {"hist_w1": str(value)}
+                row |= {"job": f"b{bins}s{sigma}s{seed}", "loss.bins": bins, "loss.sigma": sigma}
+                row |= {"trainer.seed": seed, "wall_time": "10", "status": "done"}
+                row["collapsed"] = str((bins, sigma, seed) == (50, 100, 2))
+                if (bins, sigma, seed) == (100, 100, 3):
+                    row["status"] = "stopped"
+                writer.writerow(row)
+    settings, summary = docs.matrix_judgement(path)
+    by = {(s["bins"], s["sigma"]): s for s in settings}
+    assert summary["hist_w1"]["best"] is by[(50, 50)]
+    assert by[(100, 50)]["hist_w1_tie"] is True and by[(200, 50)]["hist_w1_tie"] is False
+    assert by[(50, 100)]["collapsed"] == 1 and not by[(100, 100)]["ranked"]
+    assert by[(100, 100)]["hist_w1_p"] is None  # unfinished: not judged
+    assert summary["hist_w1"]["distinguishable"] >= 1
+    assert by[(50, 50)]["wall_time"] == 30.0
