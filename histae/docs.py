@@ -294,53 +294,67 @@ that compare across bins."""
 
 
 def matrix_judgement(csv_path: Path) -> tuple[list[dict], dict[str, dict]]:
-    """The original matrix judged per metric by the report's rule, from a report's runs.csv
-    (one row per job): a setting (bins, sigma) is ranked when all its jobs are done; the best is
-    the ranked setting without a collapsed job with the best mean; a setting is
-    indistinguishable from it when Welch's two-sided p > 0.05 (:mod:`histae.report.verdict`).
+    """The original matrix judged per metric by the report's own rule
+    (:func:`histae.report.verdict.judge`), from a report's runs.csv (one row per job): a
+    setting (bins, sigma) is ranked when all its jobs are done; the best is the ranked setting
+    without a collapsed job with the best mean; a setting is indistinguishable from it when
+    Welch's two-sided p > 0.05.
 
-    Returns one record per setting (``bins``, ``sigma``, ``seeds``, ``collapsed``, per metric a
-    :class:`~histae.report.settings.Stat`, ``p`` and ``tie``) and per metric its ``best``
-    setting and the ``distinguishable`` count.
+    Returns one record per setting (``bins``, ``sigma``, ``seeds``, ``ranked``, ``collapsed``,
+    ``wall_time``, per metric a :class:`~histae.report.settings.Stat`, ``<metric>_p`` and
+    ``<metric>_tie``) and per metric its ``best`` record and the ``distinguishable`` count.
     """
+    from types import SimpleNamespace
+
     from histae.report.measures import METRICS, RAW_LOSS
-    from histae.report.settings import Stat
-    from histae.report.verdict import ALPHA, welch_p
+    from histae.report.settings import Setting, Stat
+    from histae.report.verdict import judge
 
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))
     groups: dict[tuple[int, int], list[dict]] = {}
     for r in rows:
         groups.setdefault((int(r["loss.bins"]), int(r["loss.sigma"])), []).append(r)
-    settings = []
+    records, settings = [], []
     for (bins, sigma), jobs in sorted(groups.items()):
-        done = all(j["status"] == "done" for j in jobs)
-        record: dict = {
-            "bins": bins,
-            "sigma": sigma,
-            "seeds": len(jobs),
-            "ranked": done,
-            "collapsed": sum(j["collapsed"] == "True" for j in jobs),
-            "wall_time": sum(float(j["wall_time"]) for j in jobs),
+        stats = {
+            key: Stat.of([float(j[key]) for j in jobs if j.get(key)]) for key in MATRIX_METRICS
         }
-        for key in MATRIX_METRICS:
-            record[key] = Stat.of([float(j[key]) for j in jobs if j.get(key)])
-        settings.append(record)
+        # judge reads a job's state, its collapse flag and its inputs: the row's columns
+        seeds = [
+            SimpleNamespace(
+                state=j["status"],
+                collapsed=j["collapsed"] == "True",
+                record=SimpleNamespace(inputs=int(float(j.get("inputs") or 0))),
+            )
+            for j in jobs
+        ]
+        label = f"bins={bins}, sigma={sigma}"
+        values = {"bins": str(bins), "sigma": str(sigma)}
+        settings.append(Setting(values, label, seeds, stats=stats))  # type: ignore[arg-type]
+        records.append(
+            {
+                "bins": bins,
+                "sigma": sigma,
+                "seeds": len(jobs),
+                "ranked": all(j["status"] == "done" for j in jobs),
+                "collapsed": sum(job.collapsed for job in seeds),
+                "wall_time": sum(float(j["wall_time"]) for j in jobs),
+                **stats,
+            }
+        )
     summary: dict[str, dict] = {}
     for key in MATRIX_METRICS:
-        metric = METRICS.get(key, RAW_LOSS)
-        sign = -1.0 if metric.higher_is_better else 1.0
-        candidates = [s for s in settings if s["ranked"] and not s["collapsed"] and s[key]]
-        best = min(candidates, key=lambda s: sign * s[key].mean) if candidates else None
-        apart = 0
-        for s in settings:
-            judged = best and s["ranked"] and s[key] and s is not best
-            p = welch_p(s[key], best[key]) if judged else None
-            s[f"{key}_p"] = p
-            s[f"{key}_tie"] = None if p is None else p > ALPHA
-            apart += p is not None and p <= ALPHA
+        verdict = judge(settings, METRICS.get(key, RAW_LOSS))
+        best = None
+        for record, setting in zip(records, settings, strict=True):
+            leads = setting is verdict.leader
+            best = record if leads else best
+            record[f"{key}_p"] = None if leads else verdict.p_values.get(setting.label)
+            record[f"{key}_tie"] = None if leads else verdict.indistinguishable(setting)
+        apart = sum(r[f"{key}_tie"] is False for r in records)
         summary[key] = {"best": best, "distinguishable": apart}
-    return settings, summary
+    return records, summary
 
 
 def matrix_table(root: Path) -> str:
