@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import signal
 import sys
 from pathlib import Path
@@ -398,6 +399,12 @@ def test_the_history_draws_complete_trials_and_the_best_so_far(tmp_path) -> None
     assert plot_history(trials, "psnr", True, tmp_path / "up.png") == [0.3, 0.3, 0.3, 0.3]
     assert (tmp_path / "search.png").read_bytes().startswith(b"\x89PNG")
     assert read_trials(tmp_path / "nowhere") == []
+    # from elsewhere: a FIFO (open() would wait for a writer for ever) or a link is no table
+    fifo, link = tmp_path / "fifo", tmp_path / "link"
+    fifo.mkdir(), link.mkdir()
+    os.mkfifo(fifo / TRIALS_CSV)
+    (link / TRIALS_CSV).symlink_to(tmp_path / TRIALS_CSV)
+    assert read_trials(fifo) == [] and read_trials(link) == []
 
 
 def test_a_search_stopped_by_sigterm_resumes_the_same_trial(run_cli, monkeypatch, tmp_path):

@@ -10,6 +10,7 @@ intermediate value is one seed's, mid-way, and not comparable).
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections.abc import Sequence
@@ -46,16 +47,17 @@ def _number(text: str | None) -> float | None:
 
 def read_trials(sweep_dir: str | os.PathLike) -> list[Trial]:
     """The trials of a search's trials.csv; [] when the sweep is no search or the file is
-    unreadable (the report must not fail on it)."""
-    path = Path(sweep_dir) / TRIALS_CSV
+    unreadable: a link, a FIFO, too large, not a table of ours (the report must not fail or
+    hang on a folder from elsewhere; :func:`histae.jobdir.read_regular`)."""
+    from histae.jobdir import Unreadable, read_regular
+
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        text = read_regular(Path(sweep_dir) / TRIALS_CSV).decode()
         return [
             Trial(int(r["number"]), str(r["state"]), _number(r["value"]), _number(r["std"]))
-            for r in rows
+            for r in csv.DictReader(io.StringIO(text))
         ]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, Unreadable, UnicodeDecodeError, ValueError, KeyError, TypeError):
         return []
 
 
